@@ -1,0 +1,3 @@
+from buildspec.cli import main
+
+raise SystemExit(main())

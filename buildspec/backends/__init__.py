@@ -1,0 +1,1 @@
+"""Builders: one small class per tool behind the ``Backend`` protocol (see base.py)."""

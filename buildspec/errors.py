@@ -64,3 +64,41 @@ class BuildfileError(BuildspecError):
         self.span = span
         self.hint = hint
         self.notes = notes
+
+
+def format_error(error: BuildfileError, sources: dict[str, str]) -> str:
+    """``FILE:LINE:COL: error: message``, the source line with a caret, then hint and notes."""
+    lines = [_located(error.span, "error", error.message)]
+    lines.extend(_excerpt(error.span, sources))
+    if error.hint:
+        lines.append(f"  hint: {error.hint}")
+    for message, span in error.notes:
+        lines.append(_located(span, "note", message))
+        lines.extend(_excerpt(span, sources))
+    return "\n".join(lines)
+
+
+def _located(span: Span | None, severity: str, message: str) -> str:
+    if span is None:
+        return f"{severity}: {message}"
+    if span.line <= 0:
+        return f"{span.file}: {severity}: {message}"
+    return f"{span}: {severity}: {message}"
+
+
+def _excerpt(span: Span | None, sources: dict[str, str]) -> list[str]:
+    if span is None or span.line <= 0 or span.file not in sources:
+        return []
+    source_lines = sources[span.file].splitlines()
+    if span.line > len(source_lines):
+        return []
+    text = source_lines[span.line - 1].expandtabs(1)
+    width = 1
+    if span.end_column is not None and span.end_column > span.column:
+        width = span.end_column - span.column
+    number = str(span.line)
+    gutter = " " * len(number)
+    return [
+        f" {number} | {text}",
+        f" {gutter} | {' ' * (span.column - 1)}{'^' * width}",
+    ]

@@ -1,0 +1,171 @@
+"""Command line: ``buildspec plan | check | run``. The only place that exits."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from buildspec import __version__
+from buildspec.errors import BuildfileError, BuildspecError, ExitCode, UsageError, format_error
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="buildspec",
+        description="Build container images for many platforms from a Buildfile.",
+    )
+    parser.add_argument("--version", action="version", version=f"buildspec {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser, targets: bool = True) -> None:
+        sub.add_argument("-f", "--file", default="Buildfile", help="the Buildfile (default: ./Buildfile)")
+        sub.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                         help="override a variable of the Buildfile (repeatable)")
+        if targets:
+            sub.add_argument("targets", nargs="*", metavar="TARGET",
+                             help="images, matrix cells or groups (default: the 'default' group)")
+            sub.add_argument("--backend", choices=("auto", "buildx", "kaniko", "buildah"),
+                             help="use this backend for every image (overrides the Buildfile)")
+            sub.add_argument("--publish", choices=("atomic", "eager"),
+                             help="atomic (default): push tags only after every build succeeded; "
+                                  "eager: push each image's tags as soon as its builds are done")
+            sub.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                             help="allow plain HTTP / unverified TLS for this registry (loopback always is)")
+            sub.add_argument("--kaniko-executor", metavar="PATH", help="kaniko executor binary (executor mode)")
+            sub.add_argument("--kaniko-image", metavar="IMAGE", help="kaniko executor image (container mode)")
+
+    plan = commands.add_parser("plan", help="show the graph, the order, the commands and the tags (dry run)")
+    common(plan)
+    plan.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    plan.add_argument("--commands", action="store_true", help="show the exact argv of every build")
+    plan.add_argument("--explain", action="store_true", help="show why each tag exists or was dropped")
+
+    check = commands.add_parser("check", help="parse, evaluate and validate the Buildfile; exit 0 or 2")
+    common(check, targets=False)
+
+    run = commands.add_parser("run", help="build, push and publish the multi-platform indexes")
+    common(run)
+    run.add_argument("-j", "--jobs", type=int, metavar="N", help="builds at once (default: CPU count)")
+    run.add_argument("-k", "--keep-going", action="store_true",
+                     help="go on with everything that does not depend on a failure")
+    run.add_argument("--metadata-file", metavar="FILE", help="write the run's result as JSON")
+    run.add_argument("--progress", choices=("auto", "live", "plain", "json"), default="auto")
+    return parser
+
+
+def parse_sets(values: Sequence[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip() or not name.strip().replace("_", "a").isalnum():
+            raise UsageError(f"--set expects NAME=VALUE, got '{value}'")
+        overrides[name.strip()] = text
+    return overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sources: dict[str, str] = {}
+    try:
+        return _dispatch(args, sources)
+    except BuildfileError as error:
+        if error.span is not None and error.span.file not in sources:
+            _remember_source(error.span.file, sources)
+        print(format_error(error, sources), file=sys.stderr)
+        return int(error.exit_code)
+    except BuildspecError as error:
+        print(f"buildspec: error: {error}", file=sys.stderr)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        print("buildspec: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+def _remember_source(file: str, sources: dict[str, str]) -> None:
+    try:
+        sources[file] = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass
+
+
+def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
+    from buildspec.load import load
+
+    overrides = parse_sets(args.set)
+    if args.backend is None:
+        pass
+    path = Path(args.file)
+    project, graph = load(path, overrides, os.environ, display=args.file)
+    sources[args.file] = project.buildfile.source
+    if args.command == "check":
+        images = len(project.images)
+        builds = sum(1 for _, kind in graph.nodes(data="kind") if kind == "build")
+        print(f"{args.file}: ok ({images} images, {builds} builds)")
+        return int(ExitCode.OK)
+
+    from buildspec import graph as graphs
+
+    selected = graphs.select(graph, project, args.targets)
+    publish = args.publish or project.publish
+    backends = _choose_backends(project, selected, args)
+    if args.command == "plan":
+        from buildspec.plan import RENDERERS, PlanOptions
+
+        options = PlanOptions(
+            targets=args.targets,
+            commands=args.commands,
+            explain=args.explain,
+            publish=publish,
+            state_dir=project.buildfile.directory / ".buildspec",
+            insecure_registries=args.insecure_registry,
+            backends=backends,
+        )
+        RENDERERS[args.format](project, selected, options, sys.stdout)
+        return int(ExitCode.OK)
+
+    from buildspec.run import RunOptions, run
+
+    return int(run(project, selected, RunOptions(
+        jobs=args.jobs,
+        keep_going=args.keep_going,
+        publish=publish,
+        progress=args.progress,
+        metadata_file=Path(args.metadata_file) if args.metadata_file else None,
+        insecure_registries=tuple(args.insecure_registry),
+        state_dir=project.buildfile.directory / ".buildspec",
+        backends=backends,
+    )))
+
+
+def _choose_backends(project, graph, args):  # type: ignore[no-untyped-def]
+    from buildspec import graph as graphs
+    from buildspec.backends.select import choose_backend
+
+    kaniko_executor = args.kaniko_executor or _setting(project, "kaniko_executor")
+    kaniko_image = args.kaniko_image or _setting(project, "kaniko_image")
+    chosen = {}
+    cache: dict[str, tuple[object, str]] = {}
+    for name in graphs.images_in(graph):
+        image = project.images[name]
+        wanted = args.backend or image.backend
+        if wanted not in cache:
+            cache[wanted] = choose_backend(wanted, kaniko_executor=kaniko_executor, kaniko_image=kaniko_image)
+        backend, why = cache[wanted]
+        if args.backend:
+            why = f"--backend {args.backend}" + ("" if wanted != "auto" else f"; {why}")
+        elif image.backend_span is not None and wanted != "auto":
+            why = f"backend = {wanted} in image {image.declared_as}"
+        chosen[name] = (backend, why)
+    return chosen
+
+
+def _setting(project, name):  # type: ignore[no-untyped-def]
+    value = project.variables.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

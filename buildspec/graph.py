@@ -1,0 +1,115 @@
+"""Stage 4: project -> a networkx DiGraph of build and manifest nodes.
+
+Nodes:
+  ``build:<image>@<platform>``  one build of one image for one platform
+  ``manifest:<image>``          assemble and push the image's multi-platform index
+
+Edges (each carries ``span``, where the user asked for it, and ``why``):
+  build:X@p  -> manifest:X      every platform of X
+  build:B@p  -> build:A@p       A uses image(B): platform by platform
+  manifest:B -> build:A@p       A has needs = [B]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import networkx as nx
+
+from buildspec.errors import BuildfileError, Span
+from buildspec.evaluate import Image, Project, resolve_target
+
+
+def build_id(image: str, platform: object) -> str:
+    return f"build:{image}@{platform}"
+
+
+def manifest_id(image: str) -> str:
+    return f"manifest:{image}"
+
+
+def build_graph(project: Project) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    images = project.images
+    for image in images.values():
+        graph.add_node(manifest_id(image.name), kind="manifest", image=image.name)
+        for platform in image.platforms:
+            node = build_id(image.name, platform)
+            graph.add_node(node, kind="build", image=image.name, platform=platform)
+            graph.add_edge(node, manifest_id(image.name), span=image.span, why="part of the index")
+    for image in images.values():
+        _add_pin_edges(graph, project, image)
+        for name, span in image.needs:
+            for needed in resolve_target(project, name, project.groups, span):
+                for platform in image.platforms:
+                    graph.add_edge(manifest_id(needed), build_id(image.name, platform), span=span,
+                                   why=f"needs = [{name}]")
+    _check_acyclic(graph)
+    return graph
+
+
+def _add_pin_edges(graph: nx.DiGraph, project: Project, image: Image) -> None:
+    for platform in image.platforms:
+        for pin in image.pins(platform):
+            dependency = project.images[pin.target]
+            if platform not in dependency.platforms:
+                raise BuildfileError(
+                    f"'{image.name}' is built for {platform}, but its dependency '{dependency.name}' "
+                    f"is not (it has {', '.join(map(str, dependency.platforms))})",
+                    pin.span,
+                    hint=f"add {platform} to the platforms of '{dependency.name}'",
+                    notes=((f"'{dependency.name}' is defined here", dependency.span),),
+                )
+            graph.add_edge(build_id(dependency.name, platform), build_id(image.name, platform),
+                           span=pin.span, why=f"image({pin.target})")
+
+
+def _check_acyclic(graph: nx.DiGraph) -> None:
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    links: list[tuple[str, Span | None]] = []
+    for source, target in cycle:
+        data = graph.edges[source, target]
+        links.append((f"{target} depends on {source} through {data['why']}", data.get("span")))
+    first_span = next((span for _, span in links if span is not None), None)
+    path = " -> ".join([cycle[0][0], *(t for _, t in cycle)])
+    raise BuildfileError(f"dependency cycle: {path}", first_span, notes=tuple(links))
+
+
+def select(graph: nx.DiGraph, project: Project, targets: Sequence[str]) -> nx.DiGraph:
+    """The targets' manifest nodes and everything they depend on, like `make TARGET`."""
+    names: list[str] = []
+    for target in targets or project.default_targets():
+        for name in resolve_target(project, target, project.groups, None):
+            if name not in names:
+                names.append(name)
+    wanted: set[str] = set()
+    for name in names:
+        node = manifest_id(name)
+        wanted.add(node)
+        wanted.update(nx.ancestors(graph, node))
+    # A dependency that gets built also gets published: its index is part of the release.
+    wanted.update([manifest_id(graph.nodes[n]["image"]) for n in list(wanted)])
+    for node in list(wanted):
+        wanted.update(nx.ancestors(graph, node))
+    return graph.subgraph(wanted).copy()
+
+
+def waves(graph: nx.DiGraph) -> list[list[str]]:
+    """Topological generations, each sorted: what can run together."""
+    return [sorted(generation, key=_node_order(graph)) for generation in nx.topological_generations(graph)]
+
+
+def _node_order(graph: nx.DiGraph) -> object:
+    order = {node: i for i, node in enumerate(graph.nodes)}
+    return order.__getitem__
+
+
+def needs_of(graph: nx.DiGraph, node: str) -> list[str]:
+    return sorted(graph.predecessors(node), key=_node_order(graph))  # type: ignore[arg-type]
+
+
+def images_in(graph: nx.DiGraph) -> Iterable[str]:
+    return [data["image"] for _, data in graph.nodes(data=True) if data["kind"] == "manifest"]

@@ -1,0 +1,79 @@
+"""What one graph node asks of a backend or of the registry, shared by `plan` and `run`.
+
+`plan --commands` and `run` both build their BuildRequest here, so the argv a
+plan shows is the argv a run executes (run only fills in the digests of the
+``image()`` dependencies, which exist only once they are built).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from buildspec.backends.base import BuildRequest
+from buildspec.evaluate import Image, Pin, Project
+from buildspec.platform import Platform
+
+
+def safe_name(node_id: str) -> str:
+    """``build:app@linux/arm64`` -> ``build-app@linux-arm64`` (a file name)."""
+    return node_id.replace(":", "-", 1).replace("/", "-")
+
+
+def registry_host(repository: str) -> str:
+    first = repository.split("/", 1)[0]
+    return first if ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def is_insecure(repository: str, insecure_registries: Collection[str]) -> bool:
+    """Loopback registries and the ones named with --insecure-registry, as Docker does."""
+    host = registry_host(repository)
+    if host in insecure_registries:
+        return True
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def pin_placeholder(project: Project, pin: Pin, platform: Platform) -> str:
+    return f"{project.images[pin.target].repository}@<digest of build:{pin.target}@{platform}>"
+
+
+def build_request(
+    project: Project,
+    image: Image,
+    platform: Platform,
+    *,
+    state_dir: Path,
+    insecure_registries: Collection[str] = (),
+    pins: Mapping[str, str] | None = None,
+) -> BuildRequest:
+    """``pins`` maps a dependency's image name to ``repo@sha256:...``; None in a plan."""
+    args: dict[str, str] = {}
+    for key, value in image.args[platform]:
+        if isinstance(value, Pin):
+            args[key] = pins[value.target] if pins is not None else pin_placeholder(project, value, platform)
+        else:
+            args[key] = value
+    node_id = f"build:{image.name}@{platform}"
+    return BuildRequest(
+        node_id=node_id,
+        image=image.name,
+        platform=platform,
+        context=image.context,
+        dockerfile=image.dockerfile,
+        target=image.target,
+        args=args,
+        labels=dict(image.labels),
+        push_ref=f"{image.repository}:{image.platform_tags[platform]}",
+        insecure=is_insecure(image.repository, insecure_registries),
+        workdir=state_dir / "work" / safe_name(node_id),
+        builder=image.builder,
+        cache_repo=image.cache,
+    )

@@ -1,0 +1,215 @@
+"""Stage 5: the plan, rendered as text, JSON, DOT or Mermaid. No side effects.
+
+The JSON shape (``"version": 1``) is a documented interface (docs/plan-json.md):
+scripts may rely on it; fields are only ever added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import networkx as nx
+
+from buildspec import graph as graphs
+from buildspec.backends.base import Backend
+from buildspec.evaluate import Image, Pin, Project
+from buildspec.jobs import build_request
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    targets: Sequence[str] = ()
+    commands: bool = False
+    explain: bool = False
+    publish: str = "atomic"
+    state_dir: Path = Path(".buildspec")
+    insecure_registries: Sequence[str] = ()
+    # image name -> (backend, why it was chosen)
+    backends: Mapping[str, tuple[Backend, str]] = field(default_factory=dict)
+
+
+def _backend_name(options: PlanOptions, image: str) -> str:
+    backend = options.backends.get(image)
+    return backend[0].name if backend else "?"
+
+
+def _args_for_json(image: Image) -> dict[str, str]:
+    first = image.platforms[0]
+    return {k: (f"image({v.target})" if isinstance(v, Pin) else v) for k, v in image.args[first]}
+
+
+def _command(project: Project, options: PlanOptions, node: Mapping[str, Any]) -> list[list[str]]:
+    image = project.images[node["image"]]
+    backend = options.backends[image.name][0]
+    request = build_request(project, image, node["platform"], state_dir=options.state_dir,
+                            insecure_registries=options.insecure_registries)
+    return backend.commands(request)
+
+
+def to_json_data(project: Project, graph: nx.DiGraph, options: PlanOptions) -> dict[str, Any]:
+    images = [project.images[name] for name in graphs.images_in(graph)]
+    git = project.git
+    data: dict[str, Any] = {
+        "version": 1,
+        "buildfile": project.buildfile.file,
+        "publish": options.publish,
+        "context": {
+            "source": git.source,
+            "branch": git.branch,
+            "tag": git.tag,
+            "sha": git.sha,
+            "default_branch": git.default_branch,
+            "is_default_branch": git.is_default_branch,
+            "pr": git.pr,
+            "dirty": git.dirty,
+            "version": project.version.text if project.version else None,
+        },
+        "images": [],
+        "nodes": [],
+        "waves": graphs.waves(graph),
+    }
+    for image in images:
+        entry: dict[str, Any] = {
+            "name": image.name,
+            "repository": image.repository,
+            "platforms": [str(p) for p in image.platforms],
+            "tags": list(image.tags),
+            "platform_tags": {str(p): t for p, t in image.platform_tags.items()},
+            "backend": _backend_name(options, image.name),
+            "backend_reason": options.backends[image.name][1] if image.name in options.backends else None,
+            "args": _args_for_json(image),
+            "labels": dict(image.labels),
+        }
+        if options.explain:
+            entry["tag_decisions"] = [
+                {"template": d.template, "condition": d.condition, "values": dict(d.values),
+                 "tag": d.tag, "reason": d.reason}
+                for d in image.tag_decisions
+            ]
+        data["images"].append(entry)
+    for node, attrs in graph.nodes(data=True):
+        item: dict[str, Any] = {"id": node, "kind": attrs["kind"], "image": attrs["image"]}
+        if attrs["kind"] == "build":
+            item["platform"] = str(attrs["platform"])
+        item["needs"] = graphs.needs_of(graph, node)
+        if options.commands and attrs["kind"] == "build":
+            item["commands"] = _command(project, options, attrs)
+        data["nodes"].append(item)
+    return data
+
+
+def render_json(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
+    json.dump(to_json_data(project, graph, options), out, indent=2)
+    out.write("\n")
+
+
+def render_dot(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
+    out.write("digraph buildspec {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n")
+    for node, attrs in graph.nodes(data=True):
+        shape = "box" if attrs["kind"] == "build" else "box3d"
+        out.write(f"  {json.dumps(node)} [shape={shape}];\n")
+    for source, target, attrs in graph.edges(data=True):
+        out.write(f"  {json.dumps(source)} -> {json.dumps(target)} [label={json.dumps(attrs['why'])}];\n")
+    out.write("}\n")
+
+
+def render_mermaid(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
+    ids = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
+    out.write("flowchart LR\n")
+    for node, attrs in graph.nodes(data=True):
+        label = node.replace('"', "'")
+        out.write(f'  {ids[node]}["{label}"]\n' if attrs["kind"] == "build" else f'  {ids[node]}[["{label}"]]\n')
+    for source, target in graph.edges:
+        out.write(f"  {ids[source]} --> {ids[target]}\n")
+
+
+def render_text(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(file=out, highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # piped: long lines beat wrapped tables
+    git = project.git
+    where = git.branch or (f"tag {git.tag}" if git.tag else "detached")
+    sha = f" @ {git.short_sha}" if git.short_sha else ""
+    version = project.version.text if project.version else "unset"
+    console.print(Text.assemble(("Buildfile ", "bold"), project.buildfile.file))
+    console.print(f"context   git {where}{sha} ({git.source}{', dirty' if git.dirty else ''}), "
+                  f"default branch {git.default_branch}, version {version}"
+                  + (f", pull request {git.pr}" if git.pr else ""))
+    policy = ("atomic: tags are pushed only after every build of the run succeeded"
+              if options.publish == "atomic" else "eager: each image's tags are pushed as soon as its builds are done")
+    console.print(f"publish   {policy}")
+
+    table = Table(title="Images", title_justify="left", box=box.SIMPLE_HEAD, expand=False)
+    for column in ("image", "repository", "platforms", "tags", "backend"):
+        table.add_column(column, overflow="fold")
+    reasons: dict[str, str] = {}
+    for name in graphs.images_in(graph):
+        image = project.images[name]
+        backend, why = options.backends.get(name, (None, ""))
+        backend_name = backend.name if backend else "?"
+        reasons.setdefault(f"{backend_name}: {why}", "")
+        table.add_row(name, image.repository, ", ".join(map(str, image.platforms)), ", ".join(image.tags),
+                      backend_name)
+    console.print(table)
+    for reason in reasons:
+        console.print(f"backend   {reason}")
+    console.print(Text("Run order", style="bold"))
+    for number, wave in enumerate(graphs.waves(graph), start=1):
+        console.print(f"  wave {number}")
+        for node in wave:
+            attrs = graph.nodes[node]
+            needs = graphs.needs_of(graph, node)
+            after = f"  [dim]after {', '.join(needs)}[/dim]" if needs and attrs["kind"] == "build" else ""
+            if attrs["kind"] == "build":
+                image = project.images[attrs["image"]]
+                push = f"{image.repository}:{image.platform_tags[attrs['platform']]}"
+                console.print(f"    {node}  [dim]-> {push}[/dim]{after}")
+                if options.commands:
+                    for argv in _command(project, options, attrs):
+                        console.print(Text("      $ " + " ".join(_quote(a) for a in argv), style="cyan"))
+            else:
+                image = project.images[attrs["image"]]
+                console.print(f"    {node}  [dim]-> index {image.repository} : {', '.join(image.tags)}[/dim]")
+    if options.explain:
+        _render_explain(console, project, graph)
+
+
+def _render_explain(console: Any, project: Project, graph: nx.DiGraph) -> None:
+    from rich.text import Text
+
+    console.print(Text("Tags explained", style="bold"))
+    for name in graphs.images_in(graph):
+        image = project.images[name]
+        console.print(f"  {name}  ({image.repository})")
+        for d in image.tag_decisions:
+            values = ", ".join(f"{k}={v}" for k, v in d.values.items()) or "no names"
+            condition = f" if {d.condition}" if d.condition else ""
+            outcome = f"-> {d.tag}" if d.tag else f"dropped: {d.reason}"
+            console.print(Text(f"    \"{d.template}\"{condition}", style="default"), Text(f"[{values}]", style="dim"),
+                          Text(outcome, style="green" if d.tag else "yellow"))
+        console.print("    labels:")
+        for key, value in image.labels.items():
+            console.print(Text(f"      {key} = {value}"))
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+RENDERERS: dict[str, Callable[[Project, nx.DiGraph, PlanOptions, TextIO], None]] = {
+    "text": render_text,
+    "json": render_json,
+    "dot": render_dot,
+    "mermaid": render_mermaid,
+}

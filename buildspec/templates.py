@@ -1,0 +1,233 @@
+"""Templates (``"{git.branch|slug}"``) and conditions (``version.stable and not git.pr``).
+
+A scope maps dotted names to values. ``None`` means *known but unset* (for
+example ``git.tag`` on a commit without a tag); a name missing from the scope
+is unknown, which is always an error. ``{{`` and ``}}`` are literal braces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from buildspec.errors import BuildfileError, Span
+from buildspec.model import did_you_mean
+from buildspec.syntax import BoolOp, Call, Compare, Condition, ListValue, NameRef, Not, Str, Word
+
+ScopeValue = str | bool | datetime | tuple[str, ...] | None
+Scope = Mapping[str, ScopeValue]
+
+_SLUG = re.compile(r"[^a-z0-9._-]+")
+FILTERS: dict[str, Callable[[str], str]] = {
+    "slug": lambda s: _SLUG.sub("-", s.lower()).strip("-")[:128],
+    "lower": str.lower,
+    "upper": str.upper,
+}
+_EXPRESSION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*((?:\|[^|}]*)*)$")
+
+
+class UnsetName(Exception):
+    """A template referred to a known name that has no value here."""
+
+    def __init__(self, name: str, span: Span) -> None:
+        super().__init__(name)
+        self.name = name
+        self.span = span
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    filters: tuple[str, ...]
+    offset: int  # index of the '{' in the template text
+
+
+Part = str | Field
+
+
+@lru_cache(maxsize=4096)
+def parse_template(text: str) -> tuple[Part, ...] | str:
+    """Split a template into literal text and fields; a str result is an error message."""
+    parts: list[Part] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "{" and text.startswith("{{", i):
+            literal.append("{")
+            i += 2
+        elif char == "}" and text.startswith("}}", i):
+            literal.append("}")
+            i += 2
+        elif char == "{":
+            end = text.find("}", i)
+            if end < 0:
+                return f"{i}:unclosed '{{' in template (write '{{{{' for a literal brace)"
+            match = _EXPRESSION.match(text[i + 1 : end])
+            if match is None:
+                return f"{i}:'{{{text[i + 1 : end]}}}' is not a name: expected {{name}}, {{a.b}} or {{name|filter}}"
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            filters = tuple(f.strip() for f in match.group(2).split("|")[1:])
+            parts.append(Field(match.group(1), filters, i))
+            i = end + 1
+        elif char == "}":
+            return f"{i}:unmatched '}}' in template (write '}}}}' for a literal brace)"
+        else:
+            literal.append(char)
+            i += 1
+    if literal:
+        parts.append("".join(literal))
+    return tuple(parts)
+
+
+def _offset_span(template: Str, offset: int) -> Span:
+    # Point into the string when the raw text lets us find the spot, else at its start.
+    raw_index = template.raw.find(template.text[offset : offset + 2]) if offset else 0
+    if raw_index < 0:
+        raw_index = 0
+    s = template.span
+    return Span(s.file, s.line, s.column + raw_index, None)
+
+
+def unknown_name_error(name: str, scope: Scope, span: Span) -> BuildfileError:
+    hint = did_you_mean(name, scope.keys())
+    if hint is None and name.startswith("platform"):
+        hint = "platform.* is only known in per-platform places: args and platform_tag"
+    return BuildfileError(f"unknown name '{name}'", span, hint=hint)
+
+
+def to_text(value: ScopeValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.strftime("%Y%m%d")
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return value or ""
+
+
+def render(template: Str, scope: Scope, seen: dict[str, str] | None = None) -> str:
+    """Render a template; raise UnsetName for a known but unset name, BuildfileError otherwise.
+
+    ``seen`` collects the names the template used and their values (for ``plan --explain``).
+    """
+    parts = parse_template(template.text)
+    if isinstance(parts, str):
+        offset, message = parts.split(":", 1)
+        raise BuildfileError(message, _offset_span(template, int(offset)))
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        if part.name not in scope:
+            raise unknown_name_error(part.name, scope, _offset_span(template, part.offset))
+        value = scope[part.name]
+        if value is None or value == "":
+            if seen is not None:
+                seen[part.name] = "(unset)"
+            raise UnsetName(part.name, _offset_span(template, part.offset))
+        text = to_text(value)
+        for name in part.filters:
+            if name.startswith("%") and isinstance(value, datetime):
+                text = value.strftime(name)
+            elif name in FILTERS:
+                text = FILTERS[name](text)
+            else:
+                raise BuildfileError(
+                    f"unknown filter '{name}'",
+                    _offset_span(template, part.offset),
+                    hint=did_you_mean(name, FILTERS) or "filters: slug, lower, upper, and %-formats for date",
+                )
+        if seen is not None:
+            seen[part.name] = text
+        out.append(text)
+    return "".join(out)
+
+
+def render_or_error(template: Str, scope: Scope, what: str) -> str:
+    """Render where an unset name is a plain error (no condition can drop it)."""
+    try:
+        return render(template, scope)
+    except UnsetName as e:
+        raise BuildfileError(f"{what} refers to '{e.name}', which is unset here", e.span,
+                             hint="guard it with a condition, or set it with --set") from None
+
+
+# ---------------------------------------------------------------- conditions
+
+Functions = Mapping[str, Callable[[Call, Scope], ScopeValue]]
+
+
+def evaluate(condition: Condition, scope: Scope, functions: Functions,
+             seen: dict[str, str] | None = None) -> bool:
+    return _truthy(_value(condition, scope, functions, seen))
+
+
+def _truthy(value: ScopeValue) -> bool:
+    if isinstance(value, bool):
+        return value
+    return bool(value)
+
+
+def _value(node: Condition | ListValue, scope: Scope, functions: Functions,
+           seen: dict[str, str] | None) -> ScopeValue:
+    if isinstance(node, NameRef):
+        if node.path not in scope:
+            raise unknown_name_error(node.path, scope, node.span)
+        value = scope[node.path]
+        if seen is not None:
+            seen[node.path] = "(unset)" if value is None else to_text(value)
+        return value
+    if isinstance(node, Str):
+        try:
+            return render(node, scope, seen)
+        except UnsetName:
+            return None
+    if isinstance(node, Word):
+        return node.text
+    if isinstance(node, Not):
+        return not evaluate(node.operand, scope, functions, seen)
+    if isinstance(node, BoolOp):
+        left = evaluate(node.left, scope, functions, seen)
+        if node.op == "and":
+            return left and evaluate(node.right, scope, functions, seen)
+        return left or evaluate(node.right, scope, functions, seen)
+    if isinstance(node, Compare):
+        equal = to_text(_value(node.left, scope, functions, seen)) == to_text(
+            _value(node.right, scope, functions, seen)
+        )
+        return equal if node.op == "==" else not equal
+    if isinstance(node, Call):
+        if node.name not in functions:
+            raise BuildfileError(f"unknown function '{node.name}'", node.span,
+                                 hint=did_you_mean(node.name, functions) or
+                                 "functions in conditions: " + ", ".join(sorted(functions)))
+        return functions[node.name](node, scope)
+    raise BuildfileError("a list cannot be a condition", node.span)
+
+
+def condition_text(node: Condition | ListValue) -> str:
+    """The condition as the user would write it (for plan --explain)."""
+    if isinstance(node, NameRef):
+        return node.path
+    if isinstance(node, Str):
+        return node.raw
+    if isinstance(node, Word):
+        return node.text
+    if isinstance(node, Not):
+        return f"not {condition_text(node.operand)}"
+    if isinstance(node, BoolOp | Compare):
+        return f"{_grouped(node.left)} {node.op} {_grouped(node.right)}"
+    if isinstance(node, Call):
+        return f"{node.name}({', '.join(condition_text(a) for a in node.args)})"
+    return "[...]"
+
+
+def _grouped(node: Condition) -> str:
+    return f"({condition_text(node)})" if isinstance(node, BoolOp) else condition_text(node)

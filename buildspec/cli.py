@@ -95,8 +95,6 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
     from buildspec.load import load
 
     overrides = parse_sets(args.set)
-    if args.backend is None:
-        pass
     path = Path(args.file)
     project, graph = load(path, overrides, os.environ, display=args.file)
     sources[args.file] = project.buildfile.source
@@ -123,7 +121,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
             insecure_registries=args.insecure_registry,
             backends=backends,
         )
-        RENDERERS[args.format](project, selected, options, sys.stdout)
+        RENDERERS[args.format](project, graphs.execution_graph(selected, publish), options, sys.stdout)
         return int(ExitCode.OK)
 
     from buildspec.run import RunOptions, run

@@ -12,7 +12,7 @@ Edges (each carries ``span``, where the user asked for it, and ``why``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import networkx as nx
 
@@ -111,5 +111,35 @@ def needs_of(graph: nx.DiGraph, node: str) -> list[str]:
     return sorted(graph.predecessors(node), key=_node_order(graph))  # type: ignore[arg-type]
 
 
-def images_in(graph: nx.DiGraph) -> Iterable[str]:
+def images_in(graph: nx.DiGraph) -> list[str]:
     return [data["image"] for _, data in graph.nodes(data=True) if data["kind"] == "manifest"]
+
+
+PUBLISH_GATE = "publish"
+
+
+def execution_graph(graph: nx.DiGraph, publish: str) -> nx.DiGraph:
+    """The graph a run executes, with the publishing policy made explicit.
+
+    ``eager``: the graph as it is. ``atomic``: a ``publish`` gate node that every
+    build precedes and every manifest follows, so no tag is pushed unless every
+    build of the run succeeded. ``needs = [B]`` then cannot wait for B's index
+    (it comes last), so it waits for all of B's builds instead; plan shows it.
+    """
+    if publish == "eager":
+        return graph
+    result = nx.DiGraph()
+    result.add_nodes_from(graph.nodes(data=True))
+    result.add_node(PUBLISH_GATE, kind="gate", image=None)
+    for source, target, data in graph.edges(data=True):
+        if graph.nodes[source]["kind"] == "manifest" and graph.nodes[target]["kind"] == "build":
+            for build in graph.predecessors(source):
+                result.add_edge(build, target, **{**data, "why": data["why"] + " (atomic: its builds)"})
+        else:
+            result.add_edge(source, target, **data)
+    for node, kind in graph.nodes(data="kind"):
+        if kind == "build":
+            result.add_edge(node, PUBLISH_GATE, why="atomic publishing")
+        else:
+            result.add_edge(PUBLISH_GATE, node, why="atomic publishing")
+    return result

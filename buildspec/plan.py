@@ -92,7 +92,9 @@ def to_json_data(project: Project, graph: nx.DiGraph, options: PlanOptions) -> d
             ]
         data["images"].append(entry)
     for node, attrs in graph.nodes(data=True):
-        item: dict[str, Any] = {"id": node, "kind": attrs["kind"], "image": attrs["image"]}
+        item: dict[str, Any] = {"id": node, "kind": attrs["kind"]}
+        if attrs["image"] is not None:
+            item["image"] = attrs["image"]
         if attrs["kind"] == "build":
             item["platform"] = str(attrs["platform"])
         item["needs"] = graphs.needs_of(graph, node)
@@ -110,7 +112,7 @@ def render_json(project: Project, graph: nx.DiGraph, options: PlanOptions, out: 
 def render_dot(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
     out.write("digraph buildspec {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n")
     for node, attrs in graph.nodes(data=True):
-        shape = "box" if attrs["kind"] == "build" else "box3d"
+        shape = {"build": "box", "manifest": "box3d", "gate": "diamond"}[attrs["kind"]]
         out.write(f"  {json.dumps(node)} [shape={shape}];\n")
     for source, target, attrs in graph.edges(data=True):
         out.write(f"  {json.dumps(source)} -> {json.dumps(target)} [label={json.dumps(attrs['why'])}];\n")
@@ -176,6 +178,8 @@ def render_text(project: Project, graph: nx.DiGraph, options: PlanOptions, out: 
                 if options.commands:
                     for argv in _command(project, options, attrs):
                         console.print(Text("      $ " + " ".join(_quote(a) for a in argv), style="cyan"))
+            elif attrs["kind"] == "gate":
+                console.print(f"    {node}  [dim](gate: every build above succeeded)[/dim]")
             else:
                 image = project.images[attrs["image"]]
                 console.print(f"    {node}  [dim]-> index {image.repository} : {', '.join(image.tags)}[/dim]")

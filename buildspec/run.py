@@ -1,0 +1,145 @@
+"""Stage 6: run the execution graph: per-platform builds, then the manifest step.
+
+Each graph node becomes an executor Task:
+  build:X@p   backend argv lists (the ones `plan --commands` shows), then the digest
+  publish     the atomic-publishing gate: nothing to do, it only orders
+  manifest:X  assemble X's index from its builds' digests and push it under every tag
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from buildspec import graph as graphs
+from buildspec.backends.base import Backend
+from buildspec.errors import ExitCode
+from buildspec.evaluate import Image, Project
+from buildspec.executor import Outcome, RunResult, Status, Task, TaskContext, default_jobs, execute
+from buildspec.jobs import build_request
+from buildspec.platform import Platform
+from buildspec.registry.client import RegistryClient
+from buildspec.registry.index import IndexEntry, publish_index
+from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
+
+ANNOTATED_LABELS = "org.opencontainers.image."
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    jobs: int | None = None
+    keep_going: bool = False
+    publish: str = "atomic"
+    progress: str = "auto"
+    metadata_file: Path | None = None
+    insecure_registries: tuple[str, ...] = ()
+    state_dir: Path = Path(".buildspec")
+    backends: Mapping[str, tuple[Backend, str]] = field(default_factory=dict)
+
+
+def run(project: Project, graph: nx.DiGraph, options: RunOptions) -> ExitCode:
+    plan = graphs.execution_graph(graph, options.publish)
+    client = RegistryClient(insecure_registries=options.insecure_registries)
+    try:
+        tasks = [_task(project, plan, node, options, client) for node in nx.topological_sort(plan)]
+        result = execute(
+            tasks,
+            jobs=options.jobs or default_jobs(),
+            keep_going=options.keep_going,
+            reporter=make_reporter(options.progress),
+            log_dir=options.state_dir / "logs",
+        )
+    finally:
+        client.close()
+    images = [_summary(project.images[name], plan, result) for name in graphs.images_in(plan)]
+    print_summary(images, result, sys.stderr)
+    _print_published(images)
+    if options.metadata_file is not None:
+        options.metadata_file.write_text(json.dumps(summary_json(images, result), indent=2) + "\n")
+    return result.exit_code
+
+
+def _task(project: Project, plan: nx.DiGraph, node: str, options: RunOptions,
+          client: RegistryClient) -> Task:
+    attrs = plan.nodes[node]
+    needs = tuple(graphs.needs_of(plan, node))
+    if attrs["kind"] == "gate":
+        return Task(node, needs, lambda ctx: Outcome(True, "every build succeeded"), label="publish gate")
+    image = project.images[attrs["image"]]
+    if attrs["kind"] == "build":
+        return Task(node, needs, _build_action(project, image, attrs["platform"], options))
+    return Task(node, needs, _manifest_action(image, client))
+
+
+def _build_action(project: Project, image: Image, platform: Platform, options: RunOptions):  # type: ignore[no-untyped-def]
+    backend = options.backends[image.name][0]
+
+    def action(ctx: TaskContext) -> Outcome:
+        pins = {}
+        for pin in image.pins(platform):
+            digest = ctx.results_of(graphs.build_id(pin.target, platform)).data["digest"]
+            pins[pin.target] = f"{project.images[pin.target].repository}@{digest}"
+        request = build_request(project, image, platform, state_dir=options.state_dir,
+                                insecure_registries=options.insecure_registries, pins=pins)
+        request.workdir.mkdir(parents=True, exist_ok=True)
+        for argv in backend.commands(request):
+            status = ctx.run(argv)
+            if status != 0:
+                return Outcome(False, f"{argv[0]} {argv[1] if len(argv) > 1 else ''} exited with {status}")
+        digest = backend.read_digest(request)
+        ctx.log(f"pushed {request.push_ref}@{digest}")
+        return Outcome(True, digest, {"digest": digest, "platform": str(platform)})
+
+    return action
+
+
+def _manifest_action(image: Image, client: RegistryClient):  # type: ignore[no-untyped-def]
+    annotations = {k: v for k, v in image.labels.items() if k.startswith(ANNOTATED_LABELS)}
+
+    def action(ctx: TaskContext) -> Outcome:
+        entries = []
+        for platform in image.platforms:
+            digest = ctx.results_of(graphs.build_id(image.name, platform)).data["digest"]
+            entries.append(IndexEntry(platform, str(digest)))
+        if ctx.cancelled.is_set():
+            return Outcome(False, "interrupted before publishing")
+        published = publish_index(client, image.repository, entries, image.tags, annotations)
+        for tag in published.tags:
+            ctx.log(f"pushed {published.repository}:{tag} -> {published.digest} ({published.media_type})")
+        return Outcome(True, published.digest, {"digest": published.digest,
+                                                "manifests": dict(published.manifests)})
+
+    return action
+
+
+def _summary(image: Image, plan: nx.DiGraph, run: RunResult) -> ImageSummary:
+    manifest = run.results[graphs.manifest_id(image.name)]
+    builds = [run.results[graphs.build_id(image.name, p)] for p in image.platforms]
+    platform_digests = {str(p): str(r.data["digest"]) for p, r in zip(image.platforms, builds, strict=True)
+                        if "digest" in r.data}
+    started = [r.started for r in (*builds, manifest) if r.started is not None]
+    ended = [r.started + r.duration for r in (*builds, manifest)
+             if r.started is not None and r.duration is not None]
+    return ImageSummary(
+        name=image.name,
+        repository=image.repository,
+        platforms=tuple(str(p) for p in image.platforms),
+        tags=image.tags if manifest.status is Status.SUCCEEDED else (),
+        index_digest=str(manifest.data["digest"]) if "digest" in manifest.data else None,
+        platform_digests=platform_digests,
+        duration=(max(ended) - min(started)) if started and ended else None,
+        status=manifest.status.value,
+    )
+
+
+def _print_published(images: Sequence[ImageSummary]) -> None:
+    """The pushed references on stdout, one per line, for scripts (`... | xargs`)."""
+    for image in images:
+        if image.index_digest:
+            for tag in image.tags:
+                print(f"{image.repository}:{tag}@{image.index_digest}")

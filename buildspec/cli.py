@@ -96,7 +96,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
 
     overrides = parse_sets(args.set)
     path = Path(args.file)
-    project, graph = load(path, overrides, os.environ, display=args.file)
+    insecure = tuple(getattr(args, "insecure_registry", ()))
+    project, graph = load(path, overrides, os.environ, display=args.file, tag_lister=_tag_lister(insecure))
     sources[args.file] = project.buildfile.source
     if args.command == "check":
         images = len(project.images)
@@ -136,6 +137,16 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         state_dir=project.buildfile.directory / ".buildspec",
         backends=backends,
     )))
+
+
+def _tag_lister(insecure: Sequence[str]):  # type: ignore[no-untyped-def]
+    def list_tags(repository: str) -> list[str]:
+        from buildspec.registry.client import RegistryClient
+
+        with RegistryClient(insecure_registries=insecure, retries=1, timeout=5) as client:
+            return client.list_tags(repository)
+
+    return list_tags
 
 
 def _choose_backends(project, graph, args):  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import itertools
 import os
 import platform as host_platform
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from buildspec.platform import Platform, PlatformError
 from buildspec.registry.reference import validate_repository, validate_tag
 from buildspec.syntax import Call, ListValue, NameRef, Str, Value, Word
 from buildspec.templates import Scope, ScopeValue, UnsetName
-from buildspec.versions import Version, parse_version
+from buildspec.versions import Version, is_latest, parse_version
 
 BACKENDS = ("auto", "buildx", "kaniko", "buildah")
 DEFAULT_PLATFORM_TAG = "{tag}-{platform.slug}"
@@ -89,6 +89,7 @@ class Project:
     version: Version | None
     backend: str
     publish: str
+    notes: tuple[str, ...] = ()
 
     def default_targets(self) -> tuple[str, ...]:
         return self.groups.get("default", tuple(self.images))
@@ -97,11 +98,16 @@ class Project:
 # ---------------------------------------------------------------- entry point
 
 
+TagLister = Callable[[str], list[str]]
+
+
 def evaluate(
     buildfile: Buildfile,
     overrides: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    tag_lister: TagLister | None = None,
 ) -> Project:
+    """``tag_lister(repository)`` lists existing tags, for ``version.is_latest`` only."""
     environ = os.environ if environ is None else environ
     overrides = dict(overrides or {})
     _check_overrides(buildfile, overrides)
@@ -152,9 +158,10 @@ def evaluate(
 
     images: dict[str, Image] = {}
     declared: dict[str, tuple[str, ...]] = {}
+    latest = _LatestProbe(version, tag_lister)
     for decl in buildfile.images:
         cells = []
-        for image in _expand(decl, buildfile, scope, functions, default_platforms, backend, git):
+        for image in _expand(decl, buildfile, scope, functions, default_platforms, backend, git, latest):
             if image.name in images or (image.name != decl.name and image.name in declared):
                 other = images[image.name].span if image.name in images else None
                 raise BuildfileError(
@@ -177,6 +184,7 @@ def evaluate(
         version=version,
         backend=backend,
         publish=publish,
+        notes=tuple(latest.notes),
     )
     groups = _resolve_groups(project)
     _check_references(project, groups)
@@ -337,6 +345,7 @@ def _expand(
     default_platforms: tuple[tuple[Platform, ...], Span | None],
     default_backend: str,
     git: GitContext,
+    latest: _LatestProbe,
 ) -> list[Image]:
     axes: list[tuple[str, tuple[str, ...]]] = []
     for entry in decl.matrix:
@@ -356,7 +365,7 @@ def _expand(
     combos = itertools.product(*(values for _, values in axes)) if axes else [()]
     return [
         _image(decl, buildfile, file_scope, functions, default_platforms, default_backend, git,
-               dict(zip([a for a, _ in axes], combo, strict=True)))
+               dict(zip([a for a, _ in axes], combo, strict=True)), latest)
         for combo in combos
     ]
 
@@ -370,6 +379,7 @@ def _image(
     default_backend: str,
     git: GitContext,
     matrix: dict[str, str],
+    latest: _LatestProbe,
 ) -> Image:
     attrs = decl.attributes
     scope: dict[str, ScopeValue] = {**file_scope, **matrix}
@@ -425,6 +435,8 @@ def _image(
         raise BuildfileError(f"backend must be one of {', '.join(BACKENDS)}, not '{backend}'",
                              attrs["backend"].value.span, hint=did_you_mean(backend, BACKENDS))
 
+    if latest.wanted(_scheme_of(decl, buildfile)):
+        scope["version.is_latest"] = latest(repository)
     tags, decisions = _tags(decl, buildfile, scope, functions, text("prefix", "") or "",
                             text("suffix", "") or "", _affix_latest(decl))
     labels = _labels(decl, scope, name, tags, git)
@@ -472,6 +484,40 @@ def _image(
         cache=text("cache"),
         builder=text("builder") or templates.to_text(scope.get("builder")) or None,
     )
+
+
+class _LatestProbe:
+    """``version.is_latest`` for a repository: no higher stable release is there yet.
+
+    Asked only when a condition uses it; one registry read per repository.
+    """
+
+    def __init__(self, version: Version | None, lister: TagLister | None) -> None:
+        self.version = version
+        self.lister = lister
+        self.notes: list[str] = []
+        self._answers: dict[str, bool] = {}
+
+    @staticmethod
+    def wanted(scheme: TagScheme) -> bool:
+        return any(t.condition is not None and "version.is_latest" in templates.condition_text(t.condition)
+                   for t in scheme.templates)
+
+    def __call__(self, repository: str) -> bool:
+        if self.version is None or not self.version.stable:
+            return False
+        if repository not in self._answers:
+            existing: list[str] = []
+            if self.lister is None:
+                self.notes.append(f"version.is_latest: {repository} not read; assuming no higher release")
+            else:
+                try:
+                    existing = self.lister(repository)
+                except Exception as e:  # any registry failure: say so and assume the first release
+                    self.notes.append(f"version.is_latest: cannot read the tags of {repository} ({e}); "
+                                      "assuming no higher release exists")
+            self._answers[repository] = is_latest(self.version, existing)
+        return self._answers[repository]
 
 
 def _affix_latest(decl: ImageDecl) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from buildspec.evaluate import Project, evaluate
+from buildspec.evaluate import Project, TagLister, evaluate
 from buildspec.graph import build_graph
 from buildspec.model import build_model
 from buildspec.syntax import parse, read_source
@@ -19,9 +19,10 @@ def load(
     overrides: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     display: str | None = None,
+    tag_lister: TagLister | None = None,
 ) -> tuple[Project, nx.DiGraph]:
     display = display or str(path)
     text = read_source(path, display)
     model = build_model(parse(text, display), path.resolve().parent)
-    project = evaluate(model, overrides, os.environ if environ is None else environ)
+    project = evaluate(model, overrides, os.environ if environ is None else environ, tag_lister)
     return project, build_graph(project)

@@ -68,6 +68,7 @@ def to_json_data(project: Project, graph: nx.DiGraph, options: PlanOptions) -> d
             "dirty": git.dirty,
             "version": project.version.text if project.version else None,
         },
+        "notes": list(project.notes),
         "images": [],
         "nodes": [],
         "waves": graphs.waves(graph),
@@ -149,6 +150,8 @@ def render_text(project: Project, graph: nx.DiGraph, options: PlanOptions, out: 
     policy = ("atomic: tags are pushed only after every build of the run succeeded"
               if options.publish == "atomic" else "eager: each image's tags are pushed as soon as its builds are done")
     console.print(f"publish   {policy}")
+    for note in project.notes:
+        console.print(f"note      {note}")
 
     table = Table(title="Images", title_justify="left", box=box.SIMPLE_HEAD, expand=False)
     for column in ("image", "repository", "platforms", "tags", "backend"):

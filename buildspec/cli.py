@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from buildspec import __version__
 from buildspec.errors import BuildfileError, BuildspecError, ExitCode, UsageError, format_error
+
+if TYPE_CHECKING:  # the heavy modules load only for the command that needs them
+    import networkx as nx
+
+    from buildspec.backends.base import Backend
+    from buildspec.evaluate import Project, TagLister
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,10 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _remember_source(file: str, sources: dict[str, str]) -> None:
-    try:
+    with contextlib.suppress(OSError, UnicodeDecodeError):
         sources[file] = Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        pass
 
 
 def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
@@ -101,7 +107,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
     sources[args.file] = project.buildfile.source
     if args.command == "check":
         images = len(project.images)
-        builds = sum(1 for _, kind in graph.nodes(data="kind") if kind == "build")
+        builds = sum(1 for _, attrs in graph.nodes(data=True) if attrs["kind"] == "build")
         print(f"{args.file}: ok ({images} images, {builds} builds)")
         return int(ExitCode.OK)
 
@@ -139,7 +145,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
     )))
 
 
-def _tag_lister(insecure: Sequence[str]):  # type: ignore[no-untyped-def]
+def _tag_lister(insecure: Sequence[str]) -> TagLister:
     def list_tags(repository: str) -> list[str]:
         from buildspec.registry.client import RegistryClient
 
@@ -149,14 +155,16 @@ def _tag_lister(insecure: Sequence[str]):  # type: ignore[no-untyped-def]
     return list_tags
 
 
-def _choose_backends(project, graph, args):  # type: ignore[no-untyped-def]
+def _choose_backends(
+    project: Project, graph: nx.DiGraph[str], args: argparse.Namespace
+) -> dict[str, tuple[Backend, str]]:
     from buildspec import graph as graphs
     from buildspec.backends.select import choose_backend
 
     kaniko_executor = args.kaniko_executor or _setting(project, "kaniko_executor")
     kaniko_image = args.kaniko_image or _setting(project, "kaniko_image")
-    chosen = {}
-    cache: dict[str, tuple[object, str]] = {}
+    chosen: dict[str, tuple[Backend, str]] = {}
+    cache: dict[str, tuple[Backend, str]] = {}
     for name in graphs.images_in(graph):
         image = project.images[name]
         wanted = args.backend or image.backend
@@ -171,7 +179,7 @@ def _choose_backends(project, graph, args):  # type: ignore[no-untyped-def]
     return chosen
 
 
-def _setting(project, name):  # type: ignore[no-untyped-def]
+def _setting(project: Project, name: str) -> str | None:
     value = project.variables.get(name)
     return value if isinstance(value, str) and value else None
 

@@ -220,7 +220,7 @@ def _now(environ: Mapping[str, str]) -> datetime:
     return datetime.now(UTC)
 
 
-def _functions(environ: Mapping[str, str]) -> dict[str, templates.Callable[[Call, Scope], ScopeValue]]:
+def _functions(environ: Mapping[str, str]) -> dict[str, Callable[[Call, Scope], ScopeValue]]:
     def env(call: Call, scope: Scope) -> ScopeValue:
         args = _string_args(call, scope, 1, 2, 'env("NAME", "default")')
         return environ.get(args[0], args[1] if len(args) > 1 else None)
@@ -242,7 +242,11 @@ def _functions(environ: Mapping[str, str]) -> dict[str, templates.Callable[[Call
             pattern = re.compile(pattern_node.text)
         except re.error as e:
             raise BuildfileError(f"invalid regular expression: {e}", pattern_node.span) from None
-        group = int(group_node[0].text) if group_node and isinstance(group_node[0], Word) and group_node[0].text.isdigit() else 0
+        group = 0
+        if group_node:
+            if not isinstance(group_node[0], Word) or not group_node[0].text.isdigit():
+                raise BuildfileError("match's group is a number", group_node[0].span)
+            group = int(group_node[0].text)
         if group > pattern.groups:
             raise BuildfileError(f"the pattern has {pattern.groups} group(s), not {group}", call.span)
         found = pattern.search(subject)
@@ -400,7 +404,8 @@ def _image(
     elif matrix:
         name = "-".join([decl.name, *matrix.values()])
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", name):
-        raise BuildfileError(f"'{name}' is not a valid image name", attrs["name"].value.span if "name" in attrs else decl.span,
+        name_span = attrs["name"].value.span if "name" in attrs else decl.span
+        raise BuildfileError(f"'{name}' is not a valid image name", name_span,
                              hint="names use letters, digits, '.', '_' and '-'")
     scope["name"] = name
 
@@ -716,4 +721,4 @@ def _check_references(project: Project, groups: Mapping[str, tuple[str, ...]]) -
             break  # pins are the same on every platform
 
 
-__all__ = ["Image", "Pin", "Project", "TagDecision", "evaluate", "resolve_target", "NameRef"]
+__all__ = ["Image", "NameRef", "Pin", "Project", "TagDecision", "evaluate", "resolve_target"]

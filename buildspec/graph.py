@@ -12,7 +12,7 @@ Edges (each carries ``span``, where the user asked for it, and ``why``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import networkx as nx
 
@@ -28,8 +28,8 @@ def manifest_id(image: str) -> str:
     return f"manifest:{image}"
 
 
-def build_graph(project: Project) -> nx.DiGraph:
-    graph = nx.DiGraph()
+def build_graph(project: Project) -> nx.DiGraph[str]:
+    graph: nx.DiGraph[str] = nx.DiGraph()
     images = project.images
     for image in images.values():
         graph.add_node(manifest_id(image.name), kind="manifest", image=image.name)
@@ -48,7 +48,7 @@ def build_graph(project: Project) -> nx.DiGraph:
     return graph
 
 
-def _add_pin_edges(graph: nx.DiGraph, project: Project, image: Image) -> None:
+def _add_pin_edges(graph: nx.DiGraph[str], project: Project, image: Image) -> None:
     for platform in image.platforms:
         for pin in image.pins(platform):
             dependency = project.images[pin.target]
@@ -64,7 +64,7 @@ def _add_pin_edges(graph: nx.DiGraph, project: Project, image: Image) -> None:
                            span=pin.span, why=f"image({pin.target})")
 
 
-def _check_acyclic(graph: nx.DiGraph) -> None:
+def _check_acyclic(graph: nx.DiGraph[str]) -> None:
     try:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
@@ -78,7 +78,7 @@ def _check_acyclic(graph: nx.DiGraph) -> None:
     raise BuildfileError(f"dependency cycle: {path}", first_span, notes=tuple(links))
 
 
-def select(graph: nx.DiGraph, project: Project, targets: Sequence[str]) -> nx.DiGraph:
+def select(graph: nx.DiGraph[str], project: Project, targets: Sequence[str]) -> nx.DiGraph[str]:
     """The targets' manifest nodes and everything they depend on, like `make TARGET`."""
     names: list[str] = []
     for target in targets or project.default_targets():
@@ -97,28 +97,28 @@ def select(graph: nx.DiGraph, project: Project, targets: Sequence[str]) -> nx.Di
     return graph.subgraph(wanted).copy()
 
 
-def waves(graph: nx.DiGraph) -> list[list[str]]:
+def waves(graph: nx.DiGraph[str]) -> list[list[str]]:
     """Topological generations, each sorted: what can run together."""
     return [sorted(generation, key=_node_order(graph)) for generation in nx.topological_generations(graph)]
 
 
-def _node_order(graph: nx.DiGraph) -> object:
+def _node_order(graph: nx.DiGraph[str]) -> Callable[[str], int]:
     order = {node: i for i, node in enumerate(graph.nodes)}
     return order.__getitem__
 
 
-def needs_of(graph: nx.DiGraph, node: str) -> list[str]:
-    return sorted(graph.predecessors(node), key=_node_order(graph))  # type: ignore[arg-type]
+def needs_of(graph: nx.DiGraph[str], node: str) -> list[str]:
+    return sorted(graph.predecessors(node), key=_node_order(graph))
 
 
-def images_in(graph: nx.DiGraph) -> list[str]:
+def images_in(graph: nx.DiGraph[str]) -> list[str]:
     return [data["image"] for _, data in graph.nodes(data=True) if data["kind"] == "manifest"]
 
 
 PUBLISH_GATE = "publish"
 
 
-def execution_graph(graph: nx.DiGraph, publish: str) -> nx.DiGraph:
+def execution_graph(graph: nx.DiGraph[str], publish: str) -> nx.DiGraph[str]:
     """The graph a run executes, with the publishing policy made explicit.
 
     ``eager``: the graph as it is. ``atomic``: a ``publish`` gate node that every
@@ -128,7 +128,7 @@ def execution_graph(graph: nx.DiGraph, publish: str) -> nx.DiGraph:
     """
     if publish == "eager":
         return graph
-    result = nx.DiGraph()
+    result: nx.DiGraph[str] = nx.DiGraph()
     result.add_nodes_from(graph.nodes(data=True))
     result.add_node(PUBLISH_GATE, kind="gate", image=None)
     for source, target, data in graph.edges(data=True):
@@ -137,8 +137,8 @@ def execution_graph(graph: nx.DiGraph, publish: str) -> nx.DiGraph:
                 result.add_edge(build, target, **{**data, "why": data["why"] + " (atomic: its builds)"})
         else:
             result.add_edge(source, target, **data)
-    for node, kind in graph.nodes(data="kind"):
-        if kind == "build":
+    for node, attrs in graph.nodes(data=True):
+        if attrs["kind"] == "build":
             result.add_edge(node, PUBLISH_GATE, why="atomic publishing")
         else:
             result.add_edge(PUBLISH_GATE, node, why="atomic publishing")

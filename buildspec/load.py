@@ -20,7 +20,7 @@ def load(
     environ: Mapping[str, str] | None = None,
     display: str | None = None,
     tag_lister: TagLister | None = None,
-) -> tuple[Project, nx.DiGraph]:
+) -> tuple[Project, nx.DiGraph[str]]:
     display = display or str(path)
     text = read_source(path, display)
     model = build_model(parse(text, display), path.resolve().parent)

@@ -50,7 +50,7 @@ def _command(project: Project, options: PlanOptions, node: Mapping[str, Any]) ->
     return backend.commands(request)
 
 
-def to_json_data(project: Project, graph: nx.DiGraph, options: PlanOptions) -> dict[str, Any]:
+def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions) -> dict[str, Any]:
     images = [project.images[name] for name in graphs.images_in(graph)]
     git = project.git
     data: dict[str, Any] = {
@@ -105,12 +105,12 @@ def to_json_data(project: Project, graph: nx.DiGraph, options: PlanOptions) -> d
     return data
 
 
-def render_json(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
+def render_json(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
     json.dump(to_json_data(project, graph, options), out, indent=2)
     out.write("\n")
 
 
-def render_dot(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
+def render_dot(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
     out.write("digraph buildspec {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n")
     for node, attrs in graph.nodes(data=True):
         shape = {"build": "box", "manifest": "box3d", "gate": "diamond"}[attrs["kind"]]
@@ -120,7 +120,7 @@ def render_dot(project: Project, graph: nx.DiGraph, options: PlanOptions, out: T
     out.write("}\n")
 
 
-def render_mermaid(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
+def render_mermaid(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
     ids = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
     out.write("flowchart LR\n")
     for node, attrs in graph.nodes(data=True):
@@ -130,7 +130,7 @@ def render_mermaid(project: Project, graph: nx.DiGraph, options: PlanOptions, ou
         out.write(f"  {ids[source]} --> {ids[target]}\n")
 
 
-def render_text(project: Project, graph: nx.DiGraph, options: PlanOptions, out: TextIO) -> None:
+def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -190,7 +190,7 @@ def render_text(project: Project, graph: nx.DiGraph, options: PlanOptions, out: 
         _render_explain(console, project, graph)
 
 
-def _render_explain(console: Any, project: Project, graph: nx.DiGraph) -> None:
+def _render_explain(console: Any, project: Project, graph: nx.DiGraph[str]) -> None:
     from rich.text import Text
 
     console.print(Text("Tags explained", style="bold"))
@@ -214,7 +214,7 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-RENDERERS: dict[str, Callable[[Project, nx.DiGraph, PlanOptions, TextIO], None]] = {
+RENDERERS: dict[str, Callable[[Project, nx.DiGraph[str], PlanOptions, TextIO], None]] = {
     "text": render_text,
     "json": render_json,
     "dot": render_dot,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +42,7 @@ class RunOptions:
     backends: Mapping[str, tuple[Backend, str]] = field(default_factory=dict)
 
 
-def run(project: Project, graph: nx.DiGraph, options: RunOptions) -> ExitCode:
+def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCode:
     plan = graphs.execution_graph(graph, options.publish)
     client = RegistryClient(insecure_registries=options.insecure_registries)
     try:
@@ -64,7 +64,7 @@ def run(project: Project, graph: nx.DiGraph, options: RunOptions) -> ExitCode:
     return result.exit_code
 
 
-def _task(project: Project, plan: nx.DiGraph, node: str, options: RunOptions,
+def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOptions,
           client: RegistryClient) -> Task:
     attrs = plan.nodes[node]
     needs = tuple(graphs.needs_of(plan, node))
@@ -76,11 +76,13 @@ def _task(project: Project, plan: nx.DiGraph, node: str, options: RunOptions,
     return Task(node, needs, _manifest_action(image, client))
 
 
-def _build_action(project: Project, image: Image, platform: Platform, options: RunOptions):  # type: ignore[no-untyped-def]
+def _build_action(
+    project: Project, image: Image, platform: Platform, options: RunOptions
+) -> Callable[[TaskContext], Outcome]:
     backend = options.backends[image.name][0]
 
     def action(ctx: TaskContext) -> Outcome:
-        pins = {}
+        pins: dict[str, str] = {}
         for pin in image.pins(platform):
             digest = ctx.results_of(graphs.build_id(pin.target, platform)).data["digest"]
             pins[pin.target] = f"{project.images[pin.target].repository}@{digest}"
@@ -98,7 +100,7 @@ def _build_action(project: Project, image: Image, platform: Platform, options: R
     return action
 
 
-def _manifest_action(image: Image, client: RegistryClient):  # type: ignore[no-untyped-def]
+def _manifest_action(image: Image, client: RegistryClient) -> Callable[[TaskContext], Outcome]:
     annotations = {k: v for k, v in image.labels.items() if k.startswith(ANNOTATED_LABELS)}
 
     def action(ctx: TaskContext) -> Outcome:
@@ -117,7 +119,7 @@ def _manifest_action(image: Image, client: RegistryClient):  # type: ignore[no-u
     return action
 
 
-def _summary(image: Image, plan: nx.DiGraph, run: RunResult) -> ImageSummary:
+def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummary:
     manifest = run.results[graphs.manifest_id(image.name)]
     builds = [run.results[graphs.build_id(image.name, p)] for p in image.platforms]
     platform_digests = {str(p): str(r.data["digest"]) for p, r in zip(image.platforms, builds, strict=True)

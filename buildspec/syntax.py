@@ -150,7 +150,7 @@ class _ToNodes(Transformer[Token, Any]):
     def _span(self, tok: Token) -> Span:
         return Span(self.file, tok.line or 0, tok.column or 0, tok.end_column)
 
-    def STRING(self, tok: Token) -> Str:  # noqa: N802 - Lark names terminal callbacks after terminals
+    def STRING(self, tok: Token) -> Str:
         return Str(_unescape(str(tok)), str(tok), self._span(tok))
 
     def start(self, items: list[Statement]) -> tuple[Statement, ...]:
@@ -186,7 +186,7 @@ class _ToNodes(Transformer[Token, Any]):
     def name_ref(self, items: list[Token]) -> NameRef:
         return NameRef(str(items[0]), self._span(items[0]))
 
-    def list(self, items: list[Any]) -> ListValue:
+    def list_value(self, items: list[Any]) -> ListValue:
         bracket, *rest = items
         return ListValue(tuple(i for i in rest if i is not None), self._span(bracket))
 
@@ -273,7 +273,7 @@ def parse(text: str, file: str = "Buildfile") -> SourceFile:
     with _lock:
         transformer.file = file
         try:
-            statements = parser.parse(text)
+            statements: tuple[Statement, ...] = parser.parse(text)  # type: ignore[assignment]
         except UnexpectedInput as e:
             raise _syntax_error(e, text, file) from None
     return SourceFile(file, text, statements)
@@ -326,7 +326,8 @@ def _expected(names: set[str]) -> str:
 def _syntax_error(e: UnexpectedInput, text: str, file: str) -> BuildfileError:
     line, column = e.line, e.column
     if isinstance(e, UnexpectedCharacters):
-        char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        position = e.pos_in_stream or 0
+        char = text[position] if position < len(text) else ""
         if char == '"':
             return BuildfileError("unterminated string", Span(file, line, column),
                                   hint='close the string with " on the same line')

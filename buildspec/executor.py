@@ -1,0 +1,533 @@
+"""The scheduler: run a DAG of tasks in parallel, like ``make -j``.
+
+This module knows tasks, processes and results, nothing about Docker. A task
+starts when everything it needs has succeeded; ties go to the order the tasks
+were given in, so a run with ``jobs=1`` is reproducible.
+
+Failures are values, never exceptions: a task whose action fails or raises is a
+FAILED result, and ``execute`` returns a ``RunResult`` whose ``exit_code`` the CLI
+exits with.
+
+Processes. Every child a task starts (``TaskContext.run``) leads its own process
+group, in its own session, so that:
+
+* Ctrl-C at the terminal reaches only buildspec, which then stops the run in
+  order: SIGTERM to every running group, SIGKILL after ``grace_period`` (at once
+  on a second Ctrl-C);
+* whatever a child leaves behind in its group is killed as soon as the child
+  itself exits: a task's process group never outlives the child we started.
+
+Logs. Each started task writes ``log_dir/<log_file_name(id)>.log``: the output
+of its children, each preceded by a ``$ argv`` line, and ``TaskContext.log``
+lines. The file is truncated when the task starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from enum import Enum
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from types import FrameType, MappingProxyType
+from typing import IO, TYPE_CHECKING
+
+from buildspec.errors import ExitCode
+
+if TYPE_CHECKING:
+    from buildspec.reporting import Reporter
+
+# How often the scheduler looks at received signals while tasks run.
+_POLL_INTERVAL = 0.1
+
+
+class Status(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    NOT_RUN = "not_run"  # a dependency failed, or the run stopped before it started
+    INTERRUPTED = "interrupted"  # was running when SIGINT/SIGTERM came
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action returns. ``data`` is for dependents, e.g. ``{"digest": ...}``."""
+
+    ok: bool
+    detail: str = ""
+    data: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str  # "build:app@linux/arm64", "manifest:app", "publish" (a gate)
+    needs: tuple[str, ...]
+    action: Callable[[TaskContext], Outcome]
+    label: str = ""  # shown by reporters instead of the id when set
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    id: str
+    status: Status
+    detail: str = ""
+    data: Mapping[str, object] = field(default_factory=dict)
+    started: float | None = None  # wall-clock (time.time()) when the task started
+    duration: float | None = None  # seconds
+    log_path: Path | None = None  # None when the task never started
+
+
+@dataclass(frozen=True)
+class RunResult:
+    results: Mapping[str, TaskResult]  # in the order the tasks were given
+    interrupted: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(r.status is Status.SUCCEEDED for r in self.results.values())
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        return ExitCode.OK if self.ok else ExitCode.FAILED
+
+
+class _Cancelled(Exception):
+    """Raised by ``TaskContext.run`` once the run is being interrupted."""
+
+
+class TaskContext:
+    """What an action gets: a log, a way to run children, its dependencies' results."""
+
+    def __init__(
+        self,
+        task_id: str,
+        log_path: Path,
+        cancelled: threading.Event,
+        children: _ProcessGroups,
+        dependency_result: Callable[[str], TaskResult],
+    ) -> None:
+        self.task_id = task_id
+        self.log_path = log_path
+        self.cancelled = cancelled
+        self._children = children
+        self._dependency_result = dependency_result
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> int:
+        """Run ``argv`` (never through a shell) with its output appended to the log.
+
+        Returns the exit status, negative when a signal killed the child (as
+        ``subprocess`` does). ``env`` replaces the environment, as in
+        ``subprocess``: pass ``{**os.environ, ...}`` to extend it. Once the run is
+        interrupted no child is started: the action is stopped with an exception
+        the executor turns into INTERRUPTED.
+        """
+        argv = list(argv)
+        where = f"  (in {cwd})" if cwd is not None else ""
+        self.log(f"$ {shlex.join(argv)}{where}")
+        with self.log_path.open("ab") as log:
+            try:
+                child = self._children.start(argv, stdout=log, env=env, cwd=cwd)
+            except _Cancelled:
+                log.write(b"not started: the run is being interrupted\n")
+                raise
+            except OSError as exc:
+                log.write(f"cannot start {argv[0]}: {exc}\n".encode())
+                raise
+        return self._children.wait(child)
+
+    def log(self, line: str) -> None:
+        with self.log_path.open("a", encoding="utf-8") as log:
+            log.write(line.rstrip("\n") + "\n")
+
+    def results_of(self, task_id: str) -> TaskResult:
+        """The result of a task this one needs (directly or not); KeyError otherwise."""
+        return self._dependency_result(task_id)
+
+
+class _ProcessGroups:
+    """The children of running tasks, each the leader of its own process group.
+
+    One lock covers "is the run cancelled?", starting a child and signalling the
+    groups, so no child can start after the groups were told to terminate.
+    """
+
+    def __init__(self, cancelled: threading.Event) -> None:
+        self._cancelled = cancelled
+        self._lock = threading.Lock()
+        self._leaders: set[int] = set()
+
+    def start(
+        self,
+        argv: list[str],
+        *,
+        stdout: IO[bytes],
+        env: Mapping[str, str] | None,
+        cwd: Path | None,
+    ) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._cancelled.is_set():
+                raise _Cancelled(f"not starting {argv[0]}: the run is being interrupted")
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+            self._leaders.add(child.pid)
+        return child
+
+    def wait(self, child: subprocess.Popen[bytes]) -> int:
+        # Wait without reaping: while the exited leader is a zombie its pid still
+        # names the group, so killing the group's leftovers cannot hit a stranger.
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        with self._lock:
+            self._leaders.discard(child.pid)
+            _signal_group(child.pid, signal.SIGKILL)
+        return child.wait()
+
+    def signal_all(self, signum: signal.Signals) -> None:
+        with self._lock:
+            for leader in self._leaders:
+                _signal_group(leader, signum)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):  # the group is already gone
+        os.killpg(pgid, signum)
+
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._@+=-]")
+_MAX_NAME = 200  # file systems allow 255 bytes; leave room for "-2.log"
+
+
+def log_file_name(task_id: str) -> str:
+    """A readable file name (no extension) for a task's log.
+
+    ``/`` and ``:`` become ``-``, ``@`` stays (it is safe everywhere), anything
+    else unusual becomes ``_``: ``build:app@linux/arm64`` -> ``build-app@linux-arm64``.
+    ``execute`` adds ``-2``, ``-3``... should two ids of one run map to one name.
+    """
+    name = _UNSAFE_CHARS.sub("_", task_id.replace("/", "-").replace(":", "-"))
+    name = name.lstrip(".") or "task"  # never hidden, never "." or ".."
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha256(task_id.encode()).hexdigest()[:12]
+        name = f"{name[: _MAX_NAME - 13]}-{digest}"
+    return name
+
+
+def tail_of_log(result: TaskResult, n: int = 30) -> list[str]:
+    """The last ``n`` lines of a task's log (none if it has no log)."""
+    if result.log_path is None:
+        return []
+    try:
+        with result.log_path.open(encoding="utf-8", errors="replace") as log:
+            return [line.rstrip("\n") for line in deque(log, maxlen=n)]
+    except FileNotFoundError:
+        return []
+
+
+def default_jobs() -> int:
+    """Builds are CPU and IO bound: one per usable CPU, and never fewer than two."""
+    try:
+        cpus = len(os.sched_getaffinity(0))  # honours container CPU sets
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return max(2, cpus)
+
+
+def execute(
+    tasks: Sequence[Task],
+    *,
+    jobs: int,
+    keep_going: bool,
+    reporter: Reporter,
+    log_dir: Path,
+    grace_period: float = 10.0,
+) -> RunResult:
+    """Run ``tasks`` with up to ``jobs`` at a time; see the module docstring.
+
+    Fail-fast unless ``keep_going``: after a failure nothing new starts and the
+    running tasks finish. With ``keep_going`` everything that does not depend on
+    a failure still runs. Raises ValueError only for an invalid task list
+    (duplicate or unknown ids, a cycle).
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    if grace_period < 0:
+        raise ValueError(f"grace_period must not be negative, not {grace_period}")
+    _validate(tasks)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(tasks, jobs, keep_going, reporter, log_dir, grace_period)
+    with _signals_recorded(run.signals):
+        return run.execute()
+
+
+def _validate(tasks: Sequence[Task]) -> None:
+    ids: set[str] = set()
+    for task in tasks:
+        if not task.id:
+            raise ValueError("a task has an empty id")
+        if task.id in ids:
+            raise ValueError(f"two tasks have the id {task.id!r}")
+        ids.add(task.id)
+    for task in tasks:
+        for need in task.needs:
+            if need not in ids:
+                raise ValueError(f"task {task.id!r} needs {need!r}, which is not a task")
+    try:
+        TopologicalSorter({t.id: t.needs for t in tasks}).prepare()
+    except CycleError as exc:
+        cycle = exc.args[1]
+        raise ValueError(f"tasks form a cycle: {' -> '.join(cycle)}") from None
+
+
+@contextmanager
+def _signals_recorded(received: list[int]) -> Iterator[None]:
+    """Record SIGINT/SIGTERM instead of dying; the scheduler acts on them.
+
+    The handler only appends: acting inside it could deadlock on a lock the main
+    thread holds at that moment. Python allows handlers only in the main thread;
+    elsewhere the caller has to deal with signals.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, record) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            # None means a handler installed outside Python; the default is the
+            # closest we can restore.
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+class _Run:
+    """The state of one ``execute`` call.
+
+    Only the thread that called ``execute`` changes it; workers run ``_run_task``
+    and read results of tasks that finished before theirs started.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        jobs: int,
+        keep_going: bool,
+        reporter: Reporter,
+        log_dir: Path,
+        grace_period: float,
+    ) -> None:
+        self.tasks = {t.id: t for t in tasks}
+        self.order = {t.id: i for i, t in enumerate(tasks)}  # breaks ties
+        self.jobs = jobs
+        self.keep_going = keep_going
+        self.reporter = reporter
+        self.grace_period = grace_period
+        self.log_paths = _log_paths(tasks, log_dir)
+        self.dependents: dict[str, list[str]] = {t.id: [] for t in tasks}
+        for task in tasks:
+            for need in task.needs:
+                self.dependents[need].append(task.id)
+
+        self.waiting = list(self.tasks)  # not started, not decided
+        self.running: dict[Future[TaskResult], str] = {}
+        self.results: dict[str, TaskResult] = {}
+        self.first_failure: str | None = None  # stops a fail-fast run
+
+        self.signals: list[int] = []  # appended to by the signal handler
+        self.cancelled = threading.Event()
+        self.children = _ProcessGroups(self.cancelled)
+        self.kill_at: float | None = None  # when SIGKILL follows SIGTERM
+
+    def execute(self) -> RunResult:
+        self.reporter.started(tuple(self.tasks.values()))
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="buildspec") as pool:
+            try:
+                self._schedule(pool)
+            except BaseException:
+                # A bug (a reporter raising, say): leave no children behind, or
+                # leaving the pool would wait for them.
+                self.cancelled.set()
+                self.children.signal_all(signal.SIGKILL)
+                raise
+        # A signal after the last task finished still means the user asked to stop.
+        interrupted = bool(self.signals)
+        if self.first_failure is not None and not self.keep_going:
+            reason = f"not started: {self.first_failure} failed"
+        else:
+            reason = "not started: the run was interrupted"
+        for task_id in list(self.waiting):
+            self._not_run(task_id, reason)
+        run = RunResult(MappingProxyType({i: self.results[i] for i in self.tasks}), interrupted=interrupted)
+        self.reporter.finished(run)
+        return run
+
+    def _schedule(self, pool: ThreadPoolExecutor) -> None:
+        while True:
+            self._handle_signals()  # first: a signal means nothing new starts
+            self._start_ready(pool)
+            if not self.running:
+                return
+            # The timeout is how quickly a signal is acted upon.
+            done, _ = wait(self.running, timeout=_POLL_INTERVAL, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: self.order[self.running[f]]):
+                del self.running[future]
+                self._record(future.result())
+
+    def _start_ready(self, pool: ThreadPoolExecutor) -> None:
+        if self.cancelled.is_set() or (self.first_failure and not self.keep_going):
+            return
+        for task_id in list(self.waiting):
+            if len(self.running) >= self.jobs:
+                return
+            task = self.tasks[task_id]
+            if all(self._succeeded(need) for need in task.needs):
+                self.waiting.remove(task_id)
+                self.running[pool.submit(self._run_task, task)] = task_id
+
+    def _succeeded(self, task_id: str) -> bool:
+        result = self.results.get(task_id)
+        return result is not None and result.status is Status.SUCCEEDED
+
+    def _record(self, result: TaskResult) -> None:
+        self.results[result.id] = result
+        if result.status is Status.SUCCEEDED:
+            return
+        if result.status is Status.FAILED and self.first_failure is None:
+            self.first_failure = result.id
+        # Dependents can never run; say so now, naming the task that failed.
+        reason = f"dependency {result.id} {_verb(result.status)}"
+        for dependent in self._transitive_dependents(result.id):
+            if dependent in self.waiting:
+                self._not_run(dependent, reason)
+
+    def _not_run(self, task_id: str, reason: str) -> None:
+        self.waiting.remove(task_id)
+        result = TaskResult(task_id, Status.NOT_RUN, reason)
+        self.results[task_id] = result
+        self.reporter.task_finished(result)
+
+    def _transitive_dependents(self, task_id: str) -> list[str]:
+        found: list[str] = []
+        stack = list(self.dependents[task_id])
+        while stack:
+            dependent = stack.pop()
+            if dependent not in found:
+                found.append(dependent)
+                stack.extend(self.dependents[dependent])
+        return found
+
+    def _handle_signals(self) -> None:
+        if self.signals and not self.cancelled.is_set():
+            self.cancelled.set()
+            self.children.signal_all(signal.SIGTERM)
+            self.kill_at = time.monotonic() + self.grace_period
+        hurry = len(self.signals) > 1  # a second Ctrl-C: no more waiting
+        if self.kill_at is not None and (hurry or time.monotonic() >= self.kill_at):
+            # Repeated on every poll: a group that survives SIGKILL (a child that
+            # was being started) is retried rather than forgotten.
+            self.children.signal_all(signal.SIGKILL)
+
+    def _run_task(self, task: Task) -> TaskResult:
+        """In a worker thread: run one action and turn whatever happens into a result."""
+        log_path = self.log_paths[task.id]
+        context = TaskContext(
+            task.id,
+            log_path,
+            self.cancelled,
+            self.children,
+            lambda other: self._dependency_result(task.id, other),
+        )
+        self.reporter.task_started(task.id)
+        started, clock = time.time(), time.monotonic()
+        try:
+            log_path.write_bytes(b"")
+            outcome = task.action(context)
+        except _Cancelled:
+            outcome = Outcome(False, "interrupted")
+        except Exception as exc:
+            outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
+            _log_quietly(context, traceback.format_exc())
+        if outcome.ok:
+            status = Status.SUCCEEDED
+        elif self.cancelled.is_set():
+            # It was running when the run was stopped: most likely our SIGTERM.
+            status = Status.INTERRUPTED
+        else:
+            status = Status.FAILED
+        result = TaskResult(
+            task.id,
+            status,
+            outcome.detail,
+            MappingProxyType(dict(outcome.data)),
+            started,
+            time.monotonic() - clock,
+            log_path,
+        )
+        self.reporter.task_finished(result)
+        return result
+
+    def _dependency_result(self, task_id: str, dependency: str) -> TaskResult:
+        if dependency not in self._transitive_needs(task_id):
+            raise KeyError(f"{dependency!r} is not a dependency of {task_id!r}")
+        return self.results[dependency]  # recorded before task_id could start
+
+    def _transitive_needs(self, task_id: str) -> set[str]:
+        found: set[str] = set()
+        stack = list(self.tasks[task_id].needs)
+        while stack:
+            need = stack.pop()
+            if need not in found:
+                found.add(need)
+                stack.extend(self.tasks[need].needs)
+        return found
+
+
+def _verb(status: Status) -> str:
+    return {Status.FAILED: "failed", Status.INTERRUPTED: "was interrupted"}.get(status, "did not run")
+
+
+def _log_quietly(context: TaskContext, text: str) -> None:
+    with suppress(OSError):  # the log itself is what failed; the result's detail says so
+        context.log(text)
+
+
+def _log_paths(tasks: Sequence[Task], log_dir: Path) -> dict[str, Path]:
+    paths: dict[str, Path] = {}
+    taken: set[str] = set()
+    for task in tasks:
+        stem = base = log_file_name(task.id)
+        n = 1
+        while stem.casefold() in taken:  # casefold: macOS file systems ignore case
+            n += 1
+            stem = f"{base}-{n}"
+        taken.add(stem.casefold())
+        paths[task.id] = log_dir / f"{stem}.log"
+    return paths

@@ -89,10 +89,14 @@ def _located(span: Span | None, severity: str, message: str) -> str:
 def _excerpt(span: Span | None, sources: dict[str, str]) -> list[str]:
     if span is None or span.line <= 0 or span.file not in sources:
         return []
-    source_lines = sources[span.file].splitlines()
+    # Lines as the parser counts them: only "\n" ends one (str.splitlines also splits at
+    # form feeds and U+2028, which would show the wrong line).
+    source_lines = sources[span.file].split("\n")
     if span.line > len(source_lines):
         return []
-    text = source_lines[span.line - 1].expandtabs(1)
+    # One character per column, so that the caret stays under the right one.
+    text = "".join(c if c.isprintable() else " " if c == "\t" else "\ufffd"
+                   for c in source_lines[span.line - 1].rstrip("\r"))
     width = 1
     if span.end_column is not None and span.end_column > span.column:
         width = span.end_column - span.column

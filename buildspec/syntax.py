@@ -8,6 +8,7 @@ exceptions into ``BuildfileError`` with a position and a readable message.
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from dataclasses import dataclass
@@ -267,8 +268,11 @@ def read_source(path: Path, display: str) -> str:
 def parse(text: str, file: str = "Buildfile") -> SourceFile:
     """Parse Buildfile text into syntax nodes; raise BuildfileError on a syntax error."""
     if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise BuildfileError("the Buildfile contains a NUL byte", Span(file, line, 1))
+        offset = text.index("\x00")
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        raise BuildfileError("the Buildfile contains a NUL byte", Span(file, line, column),
+                             hint="is it a binary file? a Buildfile is UTF-8 text")
     parser, transformer = _parser()
     with _lock:
         transformer.file = file
@@ -276,7 +280,48 @@ def parse(text: str, file: str = "Buildfile") -> SourceFile:
             statements: tuple[Statement, ...] = parser.parse(text)  # type: ignore[assignment]
         except UnexpectedInput as e:
             raise _syntax_error(e, text, file) from None
+    _check_conditions(statements, text)
     return SourceFile(file, text, statements)
+
+
+def _check_conditions(statements: tuple[Statement, ...], text: str) -> None:
+    """Catch a condition that ran on into the next tag line.
+
+    Newlines are not significant, so in ``"a" if git.branch ==`` followed by a
+    line ``"b"``, the template ``"b"`` becomes the right-hand side of ``==``
+    and silently disappears. A string that starts a line inside a condition is
+    that mistake: nobody writes a condition's operand at the start of a line.
+    """
+    lines = text.split("\n")
+    blocks = [s for s in statements if isinstance(s, Block)]
+    while blocks:
+        block = blocks.pop()
+        for item in block.items:
+            if isinstance(item, Block):
+                blocks.append(item)
+            elif isinstance(item, TagLine) and item.condition is not None:
+                for node in _condition_strings(item.condition):
+                    line = lines[node.span.line - 1] if node.span.line <= len(lines) else ""
+                    if not line[: node.span.column - 1].strip():
+                        raise BuildfileError(
+                            f"the condition on line {item.span.line} is incomplete, "
+                            "so this line was read as part of it",
+                            node.span,
+                            hint="finish the condition on the line of its tag template",
+                            notes=(("the condition starts here", item.span),),
+                        )
+
+
+def _condition_strings(node: Condition | Value) -> list[Str]:
+    if isinstance(node, Str):
+        return [node]
+    if isinstance(node, Not):
+        return _condition_strings(node.operand)
+    if isinstance(node, BoolOp | Compare):
+        return _condition_strings(node.left) + _condition_strings(node.right)
+    if isinstance(node, Call):
+        return [s for arg in node.args for s in _condition_strings(arg)]
+    return []
 
 
 # ---------------------------------------------------------------- friendly syntax errors
@@ -326,8 +371,8 @@ def _expected(names: set[str]) -> str:
 def _syntax_error(e: UnexpectedInput, text: str, file: str) -> BuildfileError:
     line, column = e.line, e.column
     if isinstance(e, UnexpectedCharacters):
-        position = e.pos_in_stream or 0
-        char = text[position] if position < len(text) else ""
+        pos = e.pos_in_stream or 0
+        char = text[pos] if pos < len(text) else ""
         if char == '"':
             return BuildfileError("unterminated string", Span(file, line, column),
                                   hint='close the string with " on the same line')
@@ -335,39 +380,168 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> BuildfileError:
             return BuildfileError("strings use double quotes", Span(file, line, column),
                                   hint="write \"...\" instead of '...'")
         shown = repr(char)[1:-1] if char.isprintable() else f"\\x{ord(char):02x}"
-        return BuildfileError(f"unexpected character '{shown}'", Span(file, line, column))
+        return BuildfileError(f"unexpected character '{shown}'", Span(file, line, column),
+                              hint=_CHARACTER_HINTS.get(text[pos : pos + 2])
+                              or _CHARACTER_HINTS.get(char))
     if isinstance(e, UnexpectedToken):
         token = e.token
         if token.type == "$END":
             return _unexpected_end(text, file, e.expected)
-        return BuildfileError(
-            f"unexpected {_describe_token(token)}{_expected(set(e.expected))}",
-            Span(file, line, column, token.end_column),
-            hint=_hint_for(token, set(e.expected)),
-        )
+        return _unexpected_token(e, token, text, file)
     if isinstance(e, UnexpectedEOF):
         return _unexpected_end(text, file, set(e.expected))
     return BuildfileError("syntax error", Span(file, line, column))
 
 
-def _unexpected_end(text: str, file: str, expected: Any) -> BuildfileError:
-    lines = text.splitlines() or [""]
-    line = len(lines)
-    hint = "a block opened with '{' is not closed" if "RBRACE" in expected else None
+_CHARACTER_HINTS = {
+    ":": "use '=' to assign, not ':'",
+    ";": "statements end at the end of the line; no ';' is needed",
+    "//": "comments start with '#'",
+    "/*": "comments start with '#'",
+}
+_CLOSERS = {"{": "}", "[": "]", "(": ")"}
+_WHAT = {"{": "block", "[": "list", "(": "call"}
+_KEYWORDS = ("if", "and", "or", "not")
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    """A token as the error messages see it: cruder than Lark's, but it never fails."""
+
+    kind: str  # "string", "word", "op", "other"
+    text: str
+    start: int
+    line: int
+    column: int
+
+    def span(self, file: str) -> Span:
+        return Span(file, self.line, self.column, self.column + len(self.text))
+
+
+_SCAN = re.compile(
+    r"(?P<ws>[ \t\r\f\v]+|\n)"
+    r"|(?P<comment>#[^\n]*)"
+    r'|(?P<string>"(?:[^"\\\n]|\\.)*"?)'
+    r"|(?P<word>[A-Za-z0-9_][A-Za-z0-9_.\-/]*)"
+    r"|(?P<op>==|!=|[{}\[\](),=])"
+    r"|(?P<other>[\s\S])"
+)
+
+
+def _scan(text: str) -> list[_Tok]:
+    tokens = []
+    line, line_start = 1, 0
+    for m in _SCAN.finditer(text):
+        kind = m.lastgroup or "other"
+        if kind == "ws":
+            if m.group() == "\n":
+                line, line_start = line + 1, m.end()
+            continue
+        if kind != "comment":
+            tokens.append(_Tok(kind, m.group(), m.start(), line, m.start() - line_start + 1))
+    return tokens
+
+
+def _open_brackets(tokens: list[_Tok], upto: int) -> list[int]:
+    """Indexes of the brackets still open before ``tokens[upto]``, innermost last."""
+    stack: list[int] = []
+    for i, tok in enumerate(tokens[:upto]):
+        if tok.kind != "op":
+            continue
+        if tok.text in _CLOSERS:
+            stack.append(i)
+        elif tok.text in ("}", "]", ")"):
+            for depth in range(len(stack) - 1, -1, -1):
+                if _CLOSERS[tokens[stack[depth]].text] == tok.text:
+                    del stack[depth:]
+                    break
+    return stack
+
+
+def _not_closed(opener: _Tok, file: str) -> BuildfileError:
+    closer = _CLOSERS[opener.text]
     return BuildfileError(
-        f"unexpected end of the file{_expected(set(expected))}",
-        Span(file, line, len(lines[-1]) + 1),
+        f"'{opener.text}' is not closed",
+        opener.span(file),
+        hint=f"close the {_WHAT[opener.text]} with '{closer}'",
+    )
+
+
+def _missing_value(key: _Tok | None, equals: _Tok, file: str) -> BuildfileError:
+    if key is not None and key.kind in ("word", "string") and key.line == equals.line:
+        return BuildfileError(f"'{key.text.strip(chr(34))}' has no value", equals.span(file),
+                              hint="write the value after '=' on the same line")
+    return BuildfileError("missing value after '='", equals.span(file),
+                          hint="write the value after '=' on the same line")
+
+
+def _unexpected_token(e: UnexpectedToken, token: Token, text: str, file: str) -> BuildfileError:
+    tokens = _scan(text)
+    starts = [t.start for t in tokens]
+    i = bisect.bisect_left(starts, token.start_pos or 0)
+    expected = set(e.expected)
+    if i < len(tokens) and tokens[i].start == token.start_pos:
+        here = tokens[i]
+        open_now = _open_brackets(tokens, i)
+        still_open = set(_open_brackets(tokens, len(tokens)))
+        inner = tokens[open_now[-1]].text if open_now else None
+        # An unclosed list or call swallows the lines after it; point at its bracket.
+        if open_now and inner in ("[", "(") and open_now[-1] in still_open \
+                and here.line > tokens[open_now[-1]].line:
+            return _not_closed(tokens[open_now[-1]], file)
+        previous = tokens[i - 1] if i >= 1 else None
+        # `context =` with nothing after it: the next line's key was taken as the value.
+        if previous is not None and previous.text == "=" and (here.text == "}" or here.line > previous.line):
+            return _missing_value(tokens[i - 2] if i >= 2 else None, previous, file)
+        if here.text in ("=", "{") and i >= 3 and tokens[i - 2].text == "=" \
+                and tokens[i - 1].kind == "word" and tokens[i - 1].line > tokens[i - 2].line:
+            return _missing_value(tokens[i - 3], tokens[i - 2], file)
+        # `if`, `and`, `or`, `not` outside a tag line read as names: `if git.branch {` is expected.
+        if expected <= {"LBRACE", "EQUAL"} and i >= 2 and tokens[i - 2].text in _KEYWORDS:
+            word = tokens[i - 2]
+            return BuildfileError(
+                f"'{word.text}' can only follow a tag template",
+                word.span(file),
+                hint='conditions belong to tag templates in a tags block:  "latest"  if git.is_default_branch',
+            )
+        # LALR merges states, so Lark offers ')' inside a list and ']' inside a call.
+        if inner != "(":
+            expected.discard("RPAR")
+        if inner != "[":
+            expected.discard("RSQB")
+        if inner not in ("(", "["):
+            expected.discard("COMMA")
+        hint = _hint_for(token, expected, inner)
+    else:
+        hint = _hint_for(token, expected, None)
+    return BuildfileError(
+        f"unexpected {_describe_token(token)}{_expected(expected)}",
+        Span(file, e.line, e.column, token.end_column if token.end_line == token.line else None),
         hint=hint,
     )
 
 
-def _hint_for(token: Token, expected: set[str]) -> str | None:
+def _unexpected_end(text: str, file: str, expected: Any) -> BuildfileError:
+    tokens = _scan(text)
+    still_open = _open_brackets(tokens, len(tokens))
+    if still_open:
+        return _not_closed(tokens[still_open[-1]], file)
+    if tokens and tokens[-1].text == "=":
+        return _missing_value(tokens[-2] if len(tokens) >= 2 else None, tokens[-1], file)
+    last = tokens[-1] if tokens else _Tok("other", "", 0, 1, 1)
+    return BuildfileError(
+        f"unexpected end of the file{_expected(set(expected))}",
+        Span(file, last.line, last.column + len(last.text)),
+    )
+
+
+def _hint_for(token: Token, expected: set[str], inner: str | None) -> str | None:
     if token.type == "EQUAL" and "EQ" in expected:
         return "compare with '==' in conditions"
     if token.type == "RBRACE" and "EQUAL" in expected:
         return "every attribute needs a value: NAME = VALUE"
-    if "COMMA" in expected and "RSQB" in expected:
+    if "COMMA" in expected and inner == "[":
         return "separate list items with commas"
-    if token.type == "COLON" or str(token) == ":":
-        return "use '=' to assign, not ':'"
+    if "COMMA" in expected and inner == "(":
+        return "separate arguments with commas"
     return None

@@ -43,6 +43,7 @@ class Field:
     name: str
     filters: tuple[str, ...]
     offset: int  # index of the '{' in the template text
+    end: int = 0  # index just after the '}'
 
 
 Part = str | Field
@@ -50,7 +51,10 @@ Part = str | Field
 
 @lru_cache(maxsize=4096)
 def parse_template(text: str) -> tuple[Part, ...] | str:
-    """Split a template into literal text and fields; a str result is an error message."""
+    """Split a template into literal text and fields.
+
+    A str result is an error: ``"START:END:message"``, START and END indexes into ``text``.
+    """
     parts: list[Part] = []
     literal: list[str] = []
     i = 0
@@ -65,18 +69,19 @@ def parse_template(text: str) -> tuple[Part, ...] | str:
         elif char == "{":
             end = text.find("}", i)
             if end < 0:
-                return f"{i}:unclosed '{{' in template (write '{{{{' for a literal brace)"
+                return f"{i}:{len(text)}:unclosed '{{' in template (write '{{{{' for a literal brace)"
             match = _EXPRESSION.match(text[i + 1 : end])
             if match is None:
-                return f"{i}:'{{{text[i + 1 : end]}}}' is not a name: expected {{name}}, {{a.b}} or {{name|filter}}"
+                return (f"{i}:{end + 1}:'{{{text[i + 1 : end]}}}' is not a name: "
+                        "expected {name}, {a.b} or {name|filter}")
             if literal:
                 parts.append("".join(literal))
                 literal = []
             filters = tuple(f.strip() for f in match.group(2).split("|")[1:])
-            parts.append(Field(match.group(1), filters, i))
+            parts.append(Field(match.group(1), filters, i, end + 1))
             i = end + 1
         elif char == "}":
-            return f"{i}:unmatched '}}' in template (write '}}}}' for a literal brace)"
+            return f"{i}:{i + 1}:unmatched '}}' in template (write '}}}}' for a literal brace)"
         else:
             literal.append(char)
             i += 1
@@ -85,13 +90,33 @@ def parse_template(text: str) -> tuple[Part, ...] | str:
     return tuple(parts)
 
 
-def _offset_span(template: Str, offset: int) -> Span:
-    # Point into the string when the raw text lets us find the spot, else at its start.
-    raw_index = template.raw.find(template.text[offset : offset + 2]) if offset else 0
-    if raw_index < 0:
-        raw_index = 0
+def _offset_span(template: Str, offset: int, end: int | None = None) -> Span:
+    """The span of ``template.text[offset:end]`` in the file, escapes taken into account."""
+    raw = template.raw
+    if not (len(raw) >= 2 and raw[0] == raw[-1] == '"'):
+        return template.span
+    # raw_at[i] is the index in raw (after the quote) where text[i] was written.
+    raw_at: list[int] = []
+    r = 1
+    while r < len(raw) - 1:
+        if raw[r] == "\\" and r + 1 < len(raw) - 1:
+            raw_at.append(r)
+            if raw[r + 1] not in _ESCAPED:
+                raw_at.append(r + 1)  # an unknown escape stays two characters
+            r += 2
+        else:
+            raw_at.append(r)
+            r += 1
+    raw_at.append(len(raw) - 1)
+    if len(raw_at) != len(template.text) + 1:
+        return template.span  # not the text of this raw string: point at the whole string
     s = template.span
-    return Span(s.file, s.line, s.column + raw_index, None)
+    start = raw_at[min(offset, len(raw_at) - 1)]
+    stop = raw_at[min(end, len(raw_at) - 1)] if end is not None else start + 1
+    return Span(s.file, s.line, s.column + start, s.column + max(stop, start + 1))
+
+
+_ESCAPED = frozenset('nt"\\')
 
 
 def unknown_name_error(name: str, scope: Scope, span: Span) -> BuildfileError:
@@ -118,20 +143,20 @@ def render(template: Str, scope: Scope, seen: dict[str, str] | None = None) -> s
     """
     parts = parse_template(template.text)
     if isinstance(parts, str):
-        offset, message = parts.split(":", 1)
-        raise BuildfileError(message, _offset_span(template, int(offset)))
+        start, end, message = parts.split(":", 2)
+        raise BuildfileError(message, _offset_span(template, int(start), int(end)))
     out: list[str] = []
     for part in parts:
         if isinstance(part, str):
             out.append(part)
             continue
         if part.name not in scope:
-            raise unknown_name_error(part.name, scope, _offset_span(template, part.offset))
+            raise unknown_name_error(part.name, scope, _offset_span(template, part.offset, part.end))
         value = scope[part.name]
         if value is None or value == "":
             if seen is not None:
                 seen[part.name] = "(unset)"
-            raise UnsetName(part.name, _offset_span(template, part.offset))
+            raise UnsetName(part.name, _offset_span(template, part.offset, part.end))
         text = to_text(value)
         for name in part.filters:
             if name.startswith("%") and isinstance(value, datetime):
@@ -141,7 +166,7 @@ def render(template: Str, scope: Scope, seen: dict[str, str] | None = None) -> s
             else:
                 raise BuildfileError(
                     f"unknown filter '{name}'",
-                    _offset_span(template, part.offset),
+                    _offset_span(template, part.offset, part.end),
                     hint=did_you_mean(name, FILTERS) or "filters: slug, lower, upper, and %-formats for date",
                 )
         if seen is not None:

@@ -32,11 +32,12 @@ def build_graph(project: Project) -> nx.DiGraph[str]:
     graph: nx.DiGraph[str] = nx.DiGraph()
     images = project.images
     for image in images.values():
+        for platform in image.platforms:
+            graph.add_node(build_id(image.name, platform), kind="build", image=image.name, platform=platform)
         graph.add_node(manifest_id(image.name), kind="manifest", image=image.name)
         for platform in image.platforms:
-            node = build_id(image.name, platform)
-            graph.add_node(node, kind="build", image=image.name, platform=platform)
-            graph.add_edge(node, manifest_id(image.name), span=image.span, why="part of the index")
+            graph.add_edge(build_id(image.name, platform), manifest_id(image.name), span=image.span,
+                           why="part of the index")
     for image in images.values():
         _add_pin_edges(graph, project, image)
         for name, span in image.needs:

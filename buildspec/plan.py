@@ -92,7 +92,8 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
                 for d in image.tag_decisions
             ]
         data["images"].append(entry)
-    for node, attrs in graph.nodes(data=True):
+    for node in (node for wave in data["waves"] for node in wave):
+        attrs = graph.nodes[node]
         item: dict[str, Any] = {"id": node, "kind": attrs["kind"]}
         if attrs["image"] is not None:
             item["image"] = attrs["image"]

@@ -1,0 +1,133 @@
+"""Choosing a backend: by name, or ``auto`` by probing what this machine has.
+
+``auto`` prefers buildx (a Docker daemon that answers and the buildx plugin), then
+kaniko (its executor exists, as inside a kaniko CI job), then buildah (on PATH).
+A backend named explicitly is not probed: ``plan --commands`` must be able to
+show its argv on a machine that lacks the tool, and ``run`` reports the tool's
+own error when it is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from typing import Final
+
+from buildspec.backends.base import Backend
+from buildspec.backends.buildah import BuildahBackend
+from buildspec.backends.buildx import BuildxBackend
+from buildspec.backends.kaniko import DEFAULT_EXECUTOR, KanikoBackend
+from buildspec.errors import UsageError
+
+BACKENDS: Final[dict[str, type[Backend]]] = {
+    "buildx": BuildxBackend,
+    "kaniko": KanikoBackend,
+    "buildah": BuildahBackend,
+}
+NAMES: Final = ("auto", *BACKENDS)
+
+PROBE_TIMEOUT = 3.0  # seconds, for the daemon ping and for `docker buildx version`
+
+INSTALL_HINTS: Final = (
+    "buildx: a running Docker Engine and the buildx plugin "
+    "(apt-get install docker.io docker-buildx, then start dockerd)",
+    "kaniko: run inside kaniko's executor image (gcr.io/kaniko-project/executor) or pass "
+    "--kaniko-executor PATH, or --kaniko-image IMAGE to run it on a local Docker Engine",
+    "buildah: apt-get install buildah",
+)
+
+
+@functools.cache
+def docker_daemon_answers() -> bool:
+    """Whether a Docker daemon answers a ping (DOCKER_HOST or the default socket)."""
+    try:
+        import docker  # imported here: docker-py is slow to import and not needed otherwise
+
+        client = docker.from_env(timeout=int(PROBE_TIMEOUT))
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # docker-py raises DockerException, requests' and socket errors alike
+        return False
+
+
+@functools.cache
+def buildx_plugin_present() -> bool:
+    """Whether ``docker buildx version`` exits 0."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        result = subprocess.run(
+            [docker, "buildx", "version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=PROBE_TIMEOUT * 3,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def reset_probes() -> None:
+    """Forget the cached probe results (tests; a long-lived process after an install)."""
+    docker_daemon_answers.cache_clear()
+    buildx_plugin_present.cache_clear()
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def choose_backend(name: str, *, kaniko_executor: str | None, kaniko_image: str | None) -> tuple[Backend, str]:
+    """The backend called ``name`` (or the first usable one for ``auto``) and why."""
+    if name == "buildx":
+        return BuildxBackend(), "asked for with --backend buildx"
+    if name == "buildah":
+        return BuildahBackend(), "asked for with --backend buildah"
+    if name == "kaniko":
+        backend = KanikoBackend(executor=kaniko_executor, image=kaniko_image)
+        how = f"image {kaniko_image}" if kaniko_image else f"executor {backend.executor}"
+        return backend, f"asked for with --backend kaniko ({how})"
+    if name != "auto":
+        raise UsageError(f"unknown backend '{name}': expected one of {', '.join(NAMES)}")
+
+    looked_at: list[str] = []
+    daemon = docker_daemon_answers()
+    if daemon and buildx_plugin_present():
+        return BuildxBackend(), "auto: the Docker daemon answers and the buildx plugin is present"
+    looked_at.append(
+        "buildx: the Docker daemon answers but `docker buildx version` failed"
+        if daemon
+        else "buildx: no Docker daemon answered (DOCKER_HOST or /var/run/docker.sock)"
+    )
+
+    executor = kaniko_executor or DEFAULT_EXECUTOR
+    if _is_executable(executor):
+        return (
+            KanikoBackend(executor=executor),
+            f"auto: no usable buildx, and kaniko's executor {executor} exists",
+        )
+    if kaniko_image and daemon:
+        return (
+            KanikoBackend(image=kaniko_image),
+            f"auto: no buildx plugin; kaniko image {kaniko_image} runs on the Docker daemon",
+        )
+    looked_at.append(f"kaniko: no executable {executor}")
+
+    buildah = shutil.which("buildah")
+    if buildah is not None:
+        return BuildahBackend(), f"auto: neither buildx nor kaniko usable; buildah is {buildah}"
+    looked_at.append("buildah: not on PATH")
+
+    raise UsageError(
+        "no build backend is usable here. Looked for:\n  "
+        + "\n  ".join(looked_at)
+        + "\nInstall one of:\n  "
+        + "\n  ".join(INSTALL_HINTS)
+    )

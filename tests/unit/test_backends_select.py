@@ -1,0 +1,163 @@
+"""Choosing a backend, with fake PATHs and a fake (or absent) Docker daemon."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import buildspec.backends.select as select
+from buildspec.backends.buildah import BuildahBackend
+from buildspec.backends.buildx import BuildxBackend
+from buildspec.backends.kaniko import KanikoBackend
+from buildspec.errors import UsageError
+
+
+def fake_tool(folder: Path, name: str, exit_status: int = 0) -> Path:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\nexit {exit_status}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+class FakeClient:
+    pings = 0
+
+    def ping(self) -> bool:
+        FakeClient.pings += 1
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", str(folder))
+    # no daemon: a socket that does not exist
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
+    select.reset_probes()
+    yield folder
+    select.reset_probes()
+
+
+@pytest.fixture
+def daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    import docker
+
+    FakeClient.pings = 0
+    monkeypatch.setattr(docker, "from_env", lambda **kwargs: FakeClient())
+
+
+def no_kaniko(tmp_path: Path) -> str:
+    return str(tmp_path / "no-kaniko-executor")
+
+
+def test_registry_names() -> None:
+    assert {
+        "buildx": BuildxBackend,
+        "kaniko": KanikoBackend,
+        "buildah": BuildahBackend,
+    } == select.BACKENDS
+
+
+@pytest.mark.parametrize("name", ["buildx", "buildah", "kaniko"])
+def test_explicit_names_are_not_probed(bin_dir: Path, name: str) -> None:
+    backend, reason = select.choose_backend(name, kaniko_executor=None, kaniko_image=None)
+    assert backend.name == name
+    assert f"--backend {name}" in reason
+
+
+def test_explicit_kaniko_modes(bin_dir: Path) -> None:
+    backend, reason = select.choose_backend("kaniko", kaniko_executor="/opt/executor", kaniko_image=None)
+    assert isinstance(backend, KanikoBackend) and backend.executor == "/opt/executor"
+    assert "executor /opt/executor" in reason
+    backend, reason = select.choose_backend("kaniko", kaniko_executor=None, kaniko_image="k:1")
+    assert isinstance(backend, KanikoBackend) and backend.image == "k:1"
+    assert "image k:1" in reason
+
+
+def test_unknown_name(bin_dir: Path) -> None:
+    with pytest.raises(UsageError, match=r"unknown backend .podman.*auto, buildx, kaniko, buildah"):
+        select.choose_backend("podman", kaniko_executor=None, kaniko_image=None)
+
+
+def test_auto_prefers_buildx(bin_dir: Path, daemon: None, tmp_path: Path) -> None:
+    fake_tool(bin_dir, "docker")
+    fake_tool(bin_dir, "buildah")
+    backend, reason = select.choose_backend("auto", kaniko_executor=None, kaniko_image=None)
+    assert isinstance(backend, BuildxBackend)
+    assert "daemon answers" in reason and "buildx" in reason
+
+
+def test_auto_daemon_without_buildx_plugin_falls_to_kaniko(bin_dir: Path, daemon: None, tmp_path: Path) -> None:
+    fake_tool(bin_dir, "docker", exit_status=1)  # `docker buildx version` fails
+    executor = fake_tool(tmp_path, "executor")
+    backend, reason = select.choose_backend("auto", kaniko_executor=str(executor), kaniko_image=None)
+    assert isinstance(backend, KanikoBackend)
+    assert backend.executor == str(executor)
+    assert str(executor) in reason
+
+
+def test_auto_no_daemon_no_kaniko_uses_buildah(bin_dir: Path, tmp_path: Path) -> None:
+    fake_tool(bin_dir, "docker")  # the CLI alone is not enough
+    buildah = fake_tool(bin_dir, "buildah")
+    backend, reason = select.choose_backend("auto", kaniko_executor=no_kaniko(tmp_path), kaniko_image=None)
+    assert isinstance(backend, BuildahBackend)
+    assert str(buildah) in reason
+
+
+def test_auto_kaniko_image_needs_the_daemon(bin_dir: Path, daemon: None, tmp_path: Path) -> None:
+    backend, reason = select.choose_backend("auto", kaniko_executor=no_kaniko(tmp_path), kaniko_image="kaniko:1")
+    assert isinstance(backend, KanikoBackend) and backend.image == "kaniko:1"
+    assert "kaniko image kaniko:1" in reason
+
+
+def test_auto_non_executable_kaniko_is_not_chosen(bin_dir: Path, tmp_path: Path) -> None:
+    executor = tmp_path / "executor"
+    executor.write_text("not executable")
+    fake_tool(bin_dir, "buildah")
+    backend, _ = select.choose_backend("auto", kaniko_executor=str(executor), kaniko_image=None)
+    assert isinstance(backend, BuildahBackend)
+
+
+def test_auto_nothing_usable_says_what_and_how(bin_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        select.choose_backend("auto", kaniko_executor=no_kaniko(tmp_path), kaniko_image=None)
+    message = str(caught.value)
+    assert "no Docker daemon answered" in message
+    assert f"no executable {no_kaniko(tmp_path)}" in message
+    assert "buildah: not on PATH" in message
+    assert "apt-get install docker.io docker-buildx" in message
+    assert "--kaniko-executor" in message
+    assert "apt-get install buildah" in message
+
+
+def test_probes_are_cached_per_process(bin_dir: Path, daemon: None) -> None:
+    fake_tool(bin_dir, "docker")
+    for _ in range(3):
+        select.choose_backend("auto", kaniko_executor=None, kaniko_image=None)
+    assert FakeClient.pings == 1
+    assert select.buildx_plugin_present.cache_info().hits == 2
+    select.reset_probes()
+    select.choose_backend("auto", kaniko_executor=None, kaniko_image=None)
+    assert FakeClient.pings == 2
+
+
+def test_daemon_probe_survives_docker_errors(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import docker
+
+    def broken(**kwargs: object) -> object:
+        raise docker.errors.DockerException("Error while fetching server API version")
+
+    monkeypatch.setattr(docker, "from_env", broken)
+    assert select.docker_daemon_answers() is False
+
+
+def test_real_daemon_probe_without_daemon(bin_dir: Path) -> None:
+    # DOCKER_HOST points at a missing socket: docker-py fails fast, the probe says no
+    assert select.docker_daemon_answers() is False

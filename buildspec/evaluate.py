@@ -440,10 +440,10 @@ def _image(
         raise BuildfileError(f"backend must be one of {', '.join(BACKENDS)}, not '{backend}'",
                              attrs["backend"].value.span, hint=did_you_mean(backend, BACKENDS))
 
+    prefix, suffix = text("prefix", "") or "", text("suffix", "") or ""
     if latest.wanted(_scheme_of(decl, buildfile)):
-        scope["version.is_latest"] = latest(repository)
-    tags, decisions = _tags(decl, buildfile, scope, functions, text("prefix", "") or "",
-                            text("suffix", "") or "", _affix_latest(decl))
+        scope["version.is_latest"] = latest(repository, prefix, suffix)
+    tags, decisions = _tags(decl, buildfile, scope, functions, prefix, suffix, _affix_latest(decl))
     labels = _labels(decl, scope, name, tags, git)
     needs = _needs(decl)
 
@@ -502,27 +502,37 @@ class _LatestProbe:
         self.lister = lister
         self.notes: list[str] = []
         self._answers: dict[str, bool] = {}
+        self._tags: dict[str, list[str]] = {}
 
     @staticmethod
     def wanted(scheme: TagScheme) -> bool:
         return any(t.condition is not None and "version.is_latest" in templates.condition_text(t.condition)
                    for t in scheme.templates)
 
-    def __call__(self, repository: str) -> bool:
+    def __call__(self, repository: str, prefix: str = "", suffix: str = "") -> bool:
+        """Matrix cells share a repository and tell their releases apart by prefix/suffix."""
         if self.version is None or not self.version.stable:
             return False
-        if repository not in self._answers:
-            existing: list[str] = []
+        key = f"{repository}\0{prefix}\0{suffix}"
+        if key not in self._answers:
+            existing = self._existing(repository)
+            ours = [t[len(prefix) : len(t) - len(suffix)] for t in existing
+                    if t.startswith(prefix) and t.endswith(suffix) and len(t) > len(prefix) + len(suffix)]
+            self._answers[key] = is_latest(self.version, ours)
+        return self._answers[key]
+
+    def _existing(self, repository: str) -> list[str]:
+        if repository not in self._tags:
+            self._tags[repository] = []
             if self.lister is None:
                 self.notes.append(f"version.is_latest: {repository} not read; assuming no higher release")
             else:
                 try:
-                    existing = self.lister(repository)
+                    self._tags[repository] = self.lister(repository)
                 except Exception as e:  # any registry failure: say so and assume the first release
                     self.notes.append(f"version.is_latest: cannot read the tags of {repository} ({e}); "
                                       "assuming no higher release exists")
-            self._answers[repository] = is_latest(self.version, existing)
-        return self._answers[repository]
+        return self._tags[repository]
 
 
 def _affix_latest(decl: ImageDecl) -> bool:

@@ -22,7 +22,8 @@ Scope = Mapping[str, ScopeValue]
 
 _SLUG = re.compile(r"[^a-z0-9._-]+")
 FILTERS: dict[str, Callable[[str], str]] = {
-    "slug": lambda s: _SLUG.sub("-", s.lower()).strip("-")[:128],
+    # A tag cannot start with '.' or '-': strip those at both ends, also after trimming.
+    "slug": lambda s: _SLUG.sub("-", s.lower()).strip(".-")[:128].rstrip(".-"),
     "lower": str.lower,
     "upper": str.upper,
 }
@@ -120,9 +121,11 @@ _ESCAPED = frozenset('nt"\\')
 
 
 def unknown_name_error(name: str, scope: Scope, span: Span) -> BuildfileError:
-    hint = did_you_mean(name, scope.keys())
-    if hint is None and name.startswith("platform"):
-        hint = "platform.* is only known in per-platform places: args and platform_tag"
+    if name == "platform" or name.startswith("platform.") or name == "tag":
+        where = "args and platform_tag" if name != "tag" else "platform_tag"
+        hint: str | None = f"{name} is only known in per-platform places: {where}"
+    else:
+        hint = did_you_mean(name, scope.keys())
     return BuildfileError(f"unknown name '{name}'", span, hint=hint)
 
 
@@ -157,7 +160,7 @@ def render(template: Str, scope: Scope, seen: dict[str, str] | None = None) -> s
             if seen is not None:
                 seen[part.name] = "(unset)"
             raise UnsetName(part.name, _offset_span(template, part.offset, part.end))
-        text = to_text(value)
+        text = raw = to_text(value)
         for name in part.filters:
             if name.startswith("%") and isinstance(value, datetime):
                 text = value.strftime(name)
@@ -170,7 +173,7 @@ def render(template: Str, scope: Scope, seen: dict[str, str] | None = None) -> s
                     hint=did_you_mean(name, FILTERS) or "filters: slug, lower, upper, and %-formats for date",
                 )
         if seen is not None:
-            seen[part.name] = text
+            seen[part.name] = raw  # what the name held, before filters: that is what --explain shows
         out.append(text)
     return "".join(out)
 
@@ -224,6 +227,10 @@ def _value(node: Condition | ListValue, scope: Scope, functions: Functions,
             return left and evaluate(node.right, scope, functions, seen)
         return left or evaluate(node.right, scope, functions, seen)
     if isinstance(node, Compare):
+        for side in (node.left, node.right):
+            if isinstance(side, NameRef) and side.path not in scope and did_you_mean(side.path, scope) is None:
+                raise BuildfileError(f"unknown name '{side.path}'", side.span,
+                                     hint=f'to compare with the text {side.path}, quote it: "{side.path}"')
         equal = to_text(_value(node.left, scope, functions, seen)) == to_text(
             _value(node.right, scope, functions, seen)
         )

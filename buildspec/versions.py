@@ -192,7 +192,7 @@ def is_latest(version: Version, existing_tags: Iterable[str]) -> bool:
         return True
     mine_pep = Pep440Version(version.raw)
     for tag in existing_tags:
-        other = _parse_semver(tag)
-        if other is not None and other.stable and Pep440Version(other.text) > mine_pep:
+        other_pep = _parse_pep440(tag)
+        if other_pep is not None and other_pep.stable and Pep440Version(other_pep.raw) > mine_pep:
             return False
     return True

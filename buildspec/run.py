@@ -20,7 +20,16 @@ from buildspec import graph as graphs
 from buildspec.backends.base import Backend
 from buildspec.errors import ExitCode
 from buildspec.evaluate import Image, Project
-from buildspec.executor import Outcome, RunResult, Status, Task, TaskContext, default_jobs, execute
+from buildspec.executor import (
+    Outcome,
+    RunResult,
+    Status,
+    Task,
+    TaskContext,
+    TaskResult,
+    default_jobs,
+    execute,
+)
 from buildspec.jobs import build_request
 from buildspec.platform import Platform
 from buildspec.registry.client import RegistryClient
@@ -46,6 +55,7 @@ def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCo
     plan = graphs.execution_graph(graph, options.publish)
     client = RegistryClient(insecure_registries=options.insecure_registries)
     try:
+        _check_registries(project, plan, client)
         tasks = [_task(project, plan, node, options, client) for node in nx.topological_sort(plan)]
         result = execute(
             tasks,
@@ -62,6 +72,14 @@ def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCo
     if options.metadata_file is not None:
         options.metadata_file.write_text(json.dumps(summary_json(images, result), indent=2) + "\n")
     return result.exit_code
+
+
+def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryClient) -> None:
+    """Ask every target repository once before building: a missing login or an
+    unreachable registry fails the run here, with the registry's own message,
+    before anything is built or pushed."""
+    for repository in dict.fromkeys(project.images[name].repository for name in graphs.images_in(plan)):
+        client.list_tags(repository)
 
 
 def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOptions,
@@ -135,8 +153,17 @@ def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummar
         index_digest=str(manifest.data["digest"]) if "digest" in manifest.data else None,
         platform_digests=platform_digests,
         duration=(max(ended) - min(started)) if started and ended else None,
-        status=manifest.status.value,
+        status=_image_status(manifest, builds),
     )
+
+
+def _image_status(manifest: TaskResult, builds: Sequence[TaskResult]) -> str:
+    """An image whose build failed says so, not just that its index was not pushed."""
+    if manifest.status is Status.NOT_RUN:
+        for status in (Status.FAILED, Status.INTERRUPTED):
+            if any(b.status is status for b in builds):
+                return status.value
+    return manifest.status.value
 
 
 def _print_published(images: Sequence[ImageSummary]) -> None:

@@ -53,6 +53,9 @@ class Reply:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Docker and BuildKit probe HTTPS first: answer a TLS hello like a plain-HTTP
+    # registry does (an HTTP/1.0 400), so they fall back to HTTP.
+    default_request_version = "HTTP/1.0"
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:
@@ -73,7 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _handle(self) -> None:
-        request = Request(self.command, self.path, dict(self.headers.items()), self._read_body())
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():  # Go clients repeat Accept: keep every value
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        request = Request(self.command, self.path, headers, self._read_body())
         reply = self.server.answer(request)
         self.send_response(reply.status)
         names = {name.lower() for name in reply.headers}

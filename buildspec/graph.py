@@ -19,6 +19,8 @@ import networkx as nx
 from buildspec.errors import BuildfileError, Span
 from buildspec.evaluate import Image, Project, resolve_target
 
+_PART_OF_INDEX = "part of the index"
+
 
 def build_id(image: str, platform: object) -> str:
     return f"build:{image}@{platform}"
@@ -37,11 +39,15 @@ def build_graph(project: Project) -> nx.DiGraph[str]:
         graph.add_node(manifest_id(image.name), kind="manifest", image=image.name)
         for platform in image.platforms:
             graph.add_edge(build_id(image.name, platform), manifest_id(image.name), span=image.span,
-                           why="part of the index")
+                           why=_PART_OF_INDEX)
     for image in images.values():
         _add_pin_edges(graph, project, image)
         for name, span in image.needs:
             for needed in resolve_target(project, name, project.groups, span):
+                if needed == image.name:
+                    through = "" if name == image.name else f" (through '{name}')"
+                    raise BuildfileError(f"image '{image.name}' needs itself{through}", span,
+                                         hint="needs lists the targets to finish before this one")
                 for platform in image.platforms:
                     graph.add_edge(manifest_id(needed), build_id(image.name, platform), span=span,
                                    why=f"needs = [{name}]")
@@ -52,6 +58,9 @@ def build_graph(project: Project) -> nx.DiGraph[str]:
 def _add_pin_edges(graph: nx.DiGraph[str], project: Project, image: Image) -> None:
     for platform in image.platforms:
         for pin in image.pins(platform):
+            if pin.target == image.name:
+                raise BuildfileError(f"image '{image.name}' cannot be built from itself", pin.span,
+                                     hint="image(NAME) names another image, built before this one")
             dependency = project.images[pin.target]
             if platform not in dependency.platforms:
                 raise BuildfileError(
@@ -70,10 +79,16 @@ def _check_acyclic(graph: nx.DiGraph[str]) -> None:
         cycle = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
         return
+    # Start at a link the user wrote (image() or needs), not at the implicit build -> manifest
+    # edge, and show only those links: the implicit ones are the same for every image.
+    written = [i for i, (s, t) in enumerate(cycle) if graph.edges[s, t]["why"] != _PART_OF_INDEX]
+    start = written[0] if written else 0
+    cycle = cycle[start:] + cycle[:start]
     links: list[tuple[str, Span | None]] = []
     for source, target in cycle:
         data = graph.edges[source, target]
-        links.append((f"{target} depends on {source} through {data['why']}", data.get("span")))
+        if data["why"] != _PART_OF_INDEX or not written:
+            links.append((f"{target} depends on {source} through {data['why']}", data.get("span")))
     first_span = next((span for _, span in links if span is not None), None)
     path = " -> ".join([cycle[0][0], *(t for _, t in cycle)])
     raise BuildfileError(f"dependency cycle: {path}", first_span, notes=tuple(links))

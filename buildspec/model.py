@@ -153,7 +153,8 @@ def build_model(source: SourceFile, directory: Path) -> Buildfile:
                     or "a named list is written: group NAME = [a, b]",
                 )
             if statement.name in groups or statement.name in images:
-                _duplicate("target", statement.name, statement.name_span, first_definition(statement.name))
+                what = "group" if statement.name in groups else "target"
+                _duplicate(what, statement.name, statement.name_span, first_definition(statement.name))
             groups[statement.name] = _group(statement)
         else:
             if statement.kind not in ("image", "tags"):
@@ -169,7 +170,8 @@ def build_model(source: SourceFile, directory: Path) -> Buildfile:
                 schemes[statement.label] = _scheme(statement, statement.label)
             else:
                 if statement.label in images or statement.label in groups:
-                    _duplicate("target", statement.label, label_span, first_definition(statement.label))
+                    what = "image" if statement.label in images else "target"
+                    _duplicate(what, statement.label, label_span, first_definition(statement.label))
                 images[statement.label] = _image(statement)
     return Buildfile(
         file=source.path,
@@ -205,8 +207,11 @@ def _unknown_statement(block: Block) -> BuildfileError:
 
 def _group(statement: NamedAssign) -> GroupDecl:
     value = statement.value
-    if not isinstance(value, ListValue) or not all(isinstance(i, Word) for i in value.items):
-        raise BuildfileError("a group is a list of target names: group NAME = [a, b]", statement.name_span)
+    if not isinstance(value, ListValue):
+        raise BuildfileError("a group is a list of target names: group NAME = [a, b]", value.span)
+    for item in value.items:
+        if not isinstance(item, Word):
+            raise BuildfileError("a group is a list of target names: group NAME = [a, b]", item.span)
     return GroupDecl(statement.name, tuple(i for i in value.items if isinstance(i, Word)), statement.name_span)
 
 
@@ -229,7 +234,9 @@ def _entries(block: Block) -> tuple[Entry, ...]:
     entries = []
     for item in block.items:
         if not isinstance(item, Assign):
-            raise BuildfileError(f"a {block.kind} block holds KEY = VALUE lines", item.span)
+            article = "an" if block.kind == "args" else "a"
+            raise BuildfileError(f"{article} {block.kind} block holds KEY = VALUE lines", item.span,
+                                 hint=f'for example:  {block.kind} {{ KEY = "value" }}')
         if item.key in seen:
             _duplicate(f"key in {block.kind}", item.key, item.span, seen[item.key])
         seen[item.key] = item.span

@@ -284,13 +284,17 @@ def parse(text: str, file: str = "Buildfile") -> SourceFile:
     return SourceFile(file, text, statements)
 
 
+MAX_CONDITION_DEPTH = 100  # later stages walk conditions recursively
+
+
 def _check_conditions(statements: tuple[Statement, ...], text: str) -> None:
-    """Catch a condition that ran on into the next tag line.
+    """Catch a condition that ran on into the next tag line, or that nests absurdly deep.
 
     Newlines are not significant, so in ``"a" if git.branch ==`` followed by a
     line ``"b"``, the template ``"b"`` becomes the right-hand side of ``==``
     and silently disappears. A string that starts a line inside a condition is
     that mistake: nobody writes a condition's operand at the start of a line.
+    The depth limit keeps every later (recursive) walk of a condition safe.
     """
     lines = text.split("\n")
     blocks = [s for s in statements if isinstance(s, Block)]
@@ -300,28 +304,53 @@ def _check_conditions(statements: tuple[Statement, ...], text: str) -> None:
             if isinstance(item, Block):
                 blocks.append(item)
             elif isinstance(item, TagLine) and item.condition is not None:
-                for node in _condition_strings(item.condition):
+                for node in _condition_strings(item.condition, item):
                     line = lines[node.span.line - 1] if node.span.line <= len(lines) else ""
                     if not line[: node.span.column - 1].strip():
-                        raise BuildfileError(
-                            f"the condition on line {item.span.line} is incomplete, "
-                            "so this line was read as part of it",
-                            node.span,
-                            hint="finish the condition on the line of its tag template",
-                            notes=(("the condition starts here", item.span),),
-                        )
+                        raise _swallowed_line(node, item, text)
 
 
-def _condition_strings(node: Condition | Value) -> list[Str]:
-    if isinstance(node, Str):
-        return [node]
-    if isinstance(node, Not):
-        return _condition_strings(node.operand)
-    if isinstance(node, BoolOp | Compare):
-        return _condition_strings(node.left) + _condition_strings(node.right)
-    if isinstance(node, Call):
-        return [s for arg in node.args for s in _condition_strings(arg)]
-    return []
+def _swallowed_line(node: Str, item: TagLine, text: str) -> BuildfileError:
+    tokens = _scan(text)
+    at = next((i for i, t in enumerate(tokens) if (t.line, t.column) == (node.span.line, node.span.column)), 0)
+    if at >= 1 and tokens[at - 1].text in _OPERATORS:
+        return _cut_short(tokens[at - 1], tokens[at], node.span.file)
+    return BuildfileError(
+        f"the condition on line {item.span.line} is incomplete, so this line was read as part of it",
+        node.span,
+        hint="write the whole condition on the line of its tag template",
+    )
+
+
+def _cut_short(operator: _Tok, swallowed: _Tok, file: str) -> BuildfileError:
+    """``"a" if x ==`` at the end of a line: the next line's ``"b"`` became the operand."""
+    what = "a value" if operator.text in ("==", "!=") else "a condition"
+    return BuildfileError(
+        f"'{operator.text}' needs {what} after it",
+        operator.span(file),
+        hint="write the whole condition on the line of its tag template",
+        notes=((f"so the next line's {swallowed.text} was read as part of the condition", swallowed.span(file)),),
+    )
+
+
+def _condition_strings(condition: Condition, item: TagLine) -> list[Str]:
+    """The strings in a condition, in order (iteratively: a condition may be deep)."""
+    found: list[Str] = []
+    stack: list[tuple[Condition | Value, int]] = [(condition, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_CONDITION_DEPTH:
+            raise BuildfileError(f"the condition of this tag nests more than {MAX_CONDITION_DEPTH} levels deep",
+                                 item.span, hint="simplify it")
+        if isinstance(node, Str):
+            found.append(node)
+        elif isinstance(node, Not):
+            stack.append((node.operand, depth + 1))
+        elif isinstance(node, BoolOp | Compare):
+            stack.extend([(node.right, depth + 1), (node.left, depth + 1)])
+        elif isinstance(node, Call):
+            stack.extend((arg, depth + 1) for arg in reversed(node.args))
+    return found
 
 
 # ---------------------------------------------------------------- friendly syntax errors
@@ -382,7 +411,8 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> BuildfileError:
         shown = repr(char)[1:-1] if char.isprintable() else f"\\x{ord(char):02x}"
         return BuildfileError(f"unexpected character '{shown}'", Span(file, line, column),
                               hint=_CHARACTER_HINTS.get(text[pos : pos + 2])
-                              or _CHARACTER_HINTS.get(char))
+                              or _CHARACTER_HINTS.get(char)
+                              or (_NAME_HINT if char.isalpha() else None))
     if isinstance(e, UnexpectedToken):
         token = e.token
         if token.type == "$END":
@@ -393,6 +423,7 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> BuildfileError:
     return BuildfileError("syntax error", Span(file, line, column))
 
 
+_NAME_HINT = "names use ASCII letters, digits, '_', '-' and '.'"
 _CHARACTER_HINTS = {
     ":": "use '=' to assign, not ':'",
     ";": "statements end at the end of the line; no ';' is needed",
@@ -402,6 +433,7 @@ _CHARACTER_HINTS = {
 _CLOSERS = {"{": "}", "[": "]", "(": ")"}
 _WHAT = {"{": "block", "[": "list", "(": "call"}
 _KEYWORDS = ("if", "and", "or", "not")
+_OPERATORS = (*_KEYWORDS, "==", "!=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,7 +476,18 @@ def _scan(text: str) -> list[_Tok]:
 
 def _open_brackets(tokens: list[_Tok], upto: int) -> list[int]:
     """Indexes of the brackets still open before ``tokens[upto]``, innermost last."""
+    return _brackets(tokens, upto)[0]
+
+
+def _unclosed(tokens: list[_Tok]) -> set[int]:
+    """Indexes of the brackets that are never closed (``( }`` leaves the ``(`` unclosed)."""
+    stack, skipped = _brackets(tokens, len(tokens))
+    return set(stack) | skipped
+
+
+def _brackets(tokens: list[_Tok], upto: int) -> tuple[list[int], set[int]]:
     stack: list[int] = []
+    skipped: set[int] = set()
     for i, tok in enumerate(tokens[:upto]):
         if tok.kind != "op":
             continue
@@ -453,18 +496,20 @@ def _open_brackets(tokens: list[_Tok], upto: int) -> list[int]:
         elif tok.text in ("}", "]", ")"):
             for depth in range(len(stack) - 1, -1, -1):
                 if _CLOSERS[tokens[stack[depth]].text] == tok.text:
+                    skipped.update(stack[depth + 1 :])
                     del stack[depth:]
                     break
-    return stack
+    return stack, skipped
 
 
-def _not_closed(opener: _Tok, file: str) -> BuildfileError:
+def _not_closed(tokens: list[_Tok], at: int, file: str) -> BuildfileError:
+    opener = tokens[at]
     closer = _CLOSERS[opener.text]
-    return BuildfileError(
-        f"'{opener.text}' is not closed",
-        opener.span(file),
-        hint=f"close the {_WHAT[opener.text]} with '{closer}'",
-    )
+    what = _WHAT[opener.text]
+    if opener.text == "(" and not (at >= 1 and tokens[at - 1].kind == "word" and tokens[at - 1].text not in _KEYWORDS):
+        what = "parenthesis"
+    return BuildfileError(f"'{opener.text}' is not closed", opener.span(file),
+                          hint=f"close the {what} with '{closer}'")
 
 
 def _missing_value(key: _Tok | None, equals: _Tok, file: str) -> BuildfileError:
@@ -483,13 +528,24 @@ def _unexpected_token(e: UnexpectedToken, token: Token, text: str, file: str) ->
     if i < len(tokens) and tokens[i].start == token.start_pos:
         here = tokens[i]
         open_now = _open_brackets(tokens, i)
-        still_open = set(_open_brackets(tokens, len(tokens)))
+        still_open = _unclosed(tokens)
         inner = tokens[open_now[-1]].text if open_now else None
         # An unclosed list or call swallows the lines after it; point at its bracket.
         if open_now and inner in ("[", "(") and open_now[-1] in still_open \
                 and here.line > tokens[open_now[-1]].line:
-            return _not_closed(tokens[open_now[-1]], file)
+            return _not_closed(tokens, open_now[-1], file)
         previous = tokens[i - 1] if i >= 1 else None
+        if here.text == "}" and not open_now:
+            return BuildfileError("unmatched '}'", here.span(file), hint="this '}' closes no block; remove it")
+        # A condition cut short: `"latest" if` or `... and` at the end of the line.
+        if previous is not None and previous.text in _OPERATORS \
+                and (here.text == "}" or here.line > previous.line):
+            what = "a value" if previous.text in ("==", "!=") else "a condition"
+            return BuildfileError(f"'{previous.text}' needs {what} after it", previous.span(file),
+                                  hint="write the whole condition on the line of its tag template")
+        if token.type == "EQUAL" and "EQ" in expected:
+            return BuildfileError("unexpected '=' in a condition", here.span(file),
+                                  hint="compare with '==' (or '!=')")
         # `context =` with nothing after it: the next line's key was taken as the value.
         if previous is not None and previous.text == "=" and (here.text == "}" or here.line > previous.line):
             return _missing_value(tokens[i - 2] if i >= 2 else None, previous, file)
@@ -498,20 +554,41 @@ def _unexpected_token(e: UnexpectedToken, token: Token, text: str, file: str) ->
             return _missing_value(tokens[i - 3], tokens[i - 2], file)
         # `if`, `and`, `or`, `not` outside a tag line read as names: `if git.branch {` is expected.
         if expected <= {"LBRACE", "EQUAL"} and i >= 2 and tokens[i - 2].text in _KEYWORDS:
+            # ... or the tag line of this `if` was swallowed by an incomplete condition above.
+            if i >= 4 and tokens[i - 3].kind == "string" and tokens[i - 4].text in _OPERATORS \
+                    and tokens[i - 4].line < tokens[i - 3].line:
+                return _cut_short(tokens[i - 4], tokens[i - 3], file)
             word = tokens[i - 2]
             return BuildfileError(
                 f"'{word.text}' can only follow a tag template",
                 word.span(file),
                 hint='conditions belong to tag templates in a tags block:  "latest"  if git.is_default_branch',
             )
+        # A stray word at the end of a line starts a statement that the next line cannot
+        # continue: point at the word, not at the innocent line after it.
+        if previous is not None and previous.kind == "word" and previous.line < here.line \
+                and expected <= {"LBRACE", "EQUAL", "NAME"}:
+            first = i - 1
+            if "NAME" not in expected and tokens[i - 2].kind == "word" and tokens[i - 2].line == previous.line:
+                first = i - 2  # `image app` without its '{'
+            return _incomplete(tokens[first:i], _in_tags_block(tokens, open_now), file)
         # LALR merges states, so Lark offers ')' inside a list and ']' inside a call.
+        if inner is None:
+            expected.discard("RBRACE")
+        else:
+            expected.discard("$END")
         if inner != "(":
             expected.discard("RPAR")
         if inner != "[":
             expected.discard("RSQB")
         if inner not in ("(", "["):
             expected.discard("COMMA")
+        if not any(t.text == "if" and t.line == (previous or here).line for t in tokens[max(i - 40, 0) : i]):
+            expected -= {"EQ", "NE"}  # comparisons only come after `if`
         hint = _hint_for(token, expected, inner)
+        if token.type == "STRING" and "NAME" in expected and previous is not None \
+                and previous.text in ("image", "tags", "group"):
+            hint = f"write the name without quotes: {previous.text} {here.text.strip(chr(34))}"
     else:
         hint = _hint_for(token, expected, None)
     return BuildfileError(
@@ -521,11 +598,28 @@ def _unexpected_token(e: UnexpectedToken, token: Token, text: str, file: str) ->
     )
 
 
+def _in_tags_block(tokens: list[_Tok], open_now: list[int]) -> bool:
+    braces = [at for at in open_now if tokens[at].text == "{"]
+    return bool(braces) and any(t.text == "tags" for t in tokens[max(braces[-1] - 2, 0) : braces[-1]])
+
+
+def _incomplete(words: list[_Tok], in_tags_block: bool, file: str) -> BuildfileError:
+    shown = " ".join(w.text for w in words)
+    if len(words) == 2 and words[0].text in ("image", "tags"):
+        hint = f"open the block on the same line: {shown} {{"
+    elif in_tags_block:
+        hint = 'a tags block holds one "TEMPLATE" per line, optionally followed by: if CONDITION'
+    else:
+        hint = "a statement is NAME = VALUE or NAME { ... }"
+    span = Span(file, words[0].line, words[0].column, words[-1].column + len(words[-1].text))
+    return BuildfileError(f"'{shown}' is not a complete statement", span, hint=hint)
+
+
 def _unexpected_end(text: str, file: str, expected: Any) -> BuildfileError:
     tokens = _scan(text)
-    still_open = _open_brackets(tokens, len(tokens))
+    still_open = sorted(_unclosed(tokens))
     if still_open:
-        return _not_closed(tokens[still_open[-1]], file)
+        return _not_closed(tokens, still_open[-1], file)
     if tokens and tokens[-1].text == "=":
         return _missing_value(tokens[-2] if len(tokens) >= 2 else None, tokens[-1], file)
     last = tokens[-1] if tokens else _Tok("other", "", 0, 1, 1)
@@ -536,6 +630,10 @@ def _unexpected_end(text: str, file: str, expected: Any) -> BuildfileError:
 
 
 def _hint_for(token: Token, expected: set[str], inner: str | None) -> str | None:
+    if token.type == "NUMBER" and "NAME" in expected:
+        return "names start with a letter or '_'"
+    if str(token) == "if" and expected <= {"EQUAL", "LBRACE"}:
+        return 'a tag template and its condition belong in a tags block:  tags NAME { "latest" if ... }'
     if token.type == "EQUAL" and "EQ" in expected:
         return "compare with '==' in conditions"
     if token.type == "RBRACE" and "EQUAL" in expected:

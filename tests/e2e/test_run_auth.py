@@ -136,10 +136,8 @@ def test_run_without_credentials_fails_and_pushes_nothing(
     _assert_no_secret(outcome, auth.secrets)
 
 
-# FAILS (gap in buildspec/run.py): without credentials buildx's push fails first
-# and the user sees only its "401 Unauthorized" in the log tail; buildspec's own
-# "authentication required ... (run `docker login HOST`)" message (registry/auth.py
-# missing_message) is reached only by the manifest step, which never runs.
+# buildspec asks every target registry before building, so a missing login fails
+# with its own "authentication required ... (run `docker login HOST`)" message.
 def test_run_without_credentials_says_how_to_log_in(auth: Auth) -> None:
     result = auth.runs["without"].result
     assert re.search(r"authentication required", result.stderr, re.I), result

@@ -160,7 +160,7 @@ def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummar
 def _image_status(manifest: TaskResult, builds: Sequence[TaskResult]) -> str:
     """An image whose build failed says so, not just that its index was not pushed."""
     if manifest.status is Status.NOT_RUN:
-            for status in (Status.FAILED, Status.INTERRUPTED):
+        for status in (Status.FAILED, Status.INTERRUPTED):
             if any(b.status is status for b in builds):
                 return str(status.value)
     return str(manifest.status.value)

@@ -114,11 +114,16 @@ def evaluate(
     declared_names = {v.name for v in buildfile.variables}
     default_branch_var = overrides.get("default_branch") or _literal(buildfile, "default_branch")
     short_len = overrides.get("short_sha_length") or _literal(buildfile, "short_sha_length") or "7"
+    if not short_len.isdigit() or not 4 <= int(short_len) <= 64:
+        problem = f"must be a number from 4 to 64, not '{short_len}'"
+        if "short_sha_length" in overrides:
+            raise UsageError(f"--set short_sha_length: {problem}")
+        raise _setting_error(buildfile, "short_sha_length", problem)
     git = read_git_context(
         buildfile.directory,
         environ,
         default_branch=default_branch_var,
-        short_sha_length=int(short_len) if short_len.isdigit() else 7,
+        short_sha_length=int(short_len),
     )
     scope: dict[str, ScopeValue] = {f"git.{k}": v for k, v in git.as_template_values().items()}
     scope["registry"] = None
@@ -597,7 +602,7 @@ def _tags(
             tag = f"{prefix}{tag}{suffix}"
         problem = validate_tag(tag)
         if problem:
-            raise BuildfileError(f"tag '{tag}' is not a valid tag: {problem}", item.template.span,
+            raise BuildfileError(problem, item.template.span,
                                  hint="the |slug filter makes any text tag-safe")
         if tag in tags:
             decide(None, f"duplicate of {tag}")

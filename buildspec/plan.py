@@ -144,7 +144,7 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
     where = git.branch or (f"tag {git.tag}" if git.tag else "detached")
     sha = f" @ {git.short_sha}" if git.short_sha else ""
     version = project.version.text if project.version else "unset"
-    console.print(Text.assemble(("Buildfile ", "bold"), project.buildfile.file))
+    console.print(f"file      {project.buildfile.file}")
     console.print(f"context   git {where}{sha} ({git.source}{', dirty' if git.dirty else ''}), "
                   f"default branch {git.default_branch}, version {version}"
                   + (f", pull request {git.pr}" if git.pr else ""))
@@ -198,13 +198,25 @@ def _render_explain(console: Any, project: Project, graph: nx.DiGraph[str]) -> N
     for name in graphs.images_in(graph):
         image = project.images[name]
         console.print(f"  {name}  ({image.repository})")
-        for d in image.tag_decisions:
-            values = ", ".join(f"{k}={v}" for k, v in d.values.items()) or "no names"
-            condition = f" if {d.condition}" if d.condition else ""
-            outcome = f"-> {d.tag}" if d.tag else f"dropped: {d.reason}"
-            console.print(Text(f"    \"{d.template}\"{condition}", style="default"), Text(f"[{values}]", style="dim"),
-                          Text(outcome, style="green" if d.tag else "yellow"))
-        console.print("    labels:")
+        rows = [
+            (
+                f"+ {d.tag}" if d.tag else f"- {d.reason}",
+                f'"{d.template}"',
+                f"if {d.condition}" if d.condition else "",
+                ", ".join(f"{k}={v}" for k, v in d.values.items()),
+                d.tag is not None,
+            )
+            for d in image.tag_decisions
+        ]
+        widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
+        for outcome, template, condition, values, added in rows:
+            line = Text("    ")
+            line.append(outcome.ljust(widths[0]), style="green" if added else "yellow")
+            line.append(f"  {template.ljust(widths[1])}  {condition.ljust(widths[2])}  ")
+            line.append(values, style="dim")
+            line.rstrip()
+            console.print(line)
+        console.print("    labels (index annotations too):")
         for key, value in image.labels.items():
             console.print(Text(f"      {key} = {value}"))
 

@@ -193,6 +193,10 @@ def is_latest(version: Version, existing_tags: Iterable[str]) -> bool:
     mine_pep = Pep440Version(version.raw)
     for tag in existing_tags:
         other_pep = _parse_pep440(tag)
-        if other_pep is not None and other_pep.stable and Pep440Version(other_pep.raw) > mine_pep:
+        if other_pep is None or not other_pep.stable:
+            continue
+        other = Pep440Version(other_pep.raw)
+        # A release has two numbers at least: a lone number is a date, a build number or a SHA.
+        if len(other.release) >= 2 and other > mine_pep:
             return False
     return True

@@ -198,7 +198,7 @@ def _render_explain(console: Any, project: Project, graph: nx.DiGraph[str]) -> N
     for name in graphs.images_in(graph):
         image = project.images[name]
         console.print(f"  {name}  ({image.repository})")
-        rows = [
+        rows: list[tuple[str, str, str, str, bool]] = [
             (
                 f"+ {d.tag}" if d.tag else f"- {d.reason}",
                 f'"{d.template}"',

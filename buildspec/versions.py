@@ -195,8 +195,8 @@ def is_latest(version: Version, existing_tags: Iterable[str]) -> bool:
         other_pep = _parse_pep440(tag)
         if other_pep is None or not other_pep.stable:
             continue
-        other = Pep440Version(other_pep.raw)
+        theirs = Pep440Version(other_pep.raw)
         # A release has two numbers at least: a lone number is a date, a build number or a SHA.
-        if len(other.release) >= 2 and other > mine_pep:
+        if len(theirs.release) >= 2 and theirs > mine_pep:
             return False
     return True

@@ -208,7 +208,7 @@ def _render_explain(console: Any, project: Project, graph: nx.DiGraph[str]) -> N
             )
             for d in image.tag_decisions
         ]
-        widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
+        widths = [max((len(str(row[i])) for row in rows), default=0) for i in range(3)]
         for outcome, template, condition, values, added in rows:
             line = Text("    ")
             line.append(outcome.ljust(widths[0]), style="green" if added else "yellow")

@@ -159,7 +159,7 @@ def evaluate(
 
     backend = _choice(buildfile, scope, "backend", BACKENDS, "auto")
     publish = _choice(buildfile, scope, "publish", ("atomic", "eager"), "atomic")
-    default_platforms = _default_platforms(buildfile, scope)
+    default_platforms = _default_platforms(buildfile, scope, overrides.get("platforms"))
 
     images: dict[str, Image] = {}
     declared: dict[str, tuple[str, ...]] = {}
@@ -168,12 +168,17 @@ def evaluate(
         cells = []
         for image in _expand(decl, buildfile, scope, functions, default_platforms, backend, git, latest):
             if image.name in images or (image.name != decl.name and image.name in declared):
-                other = images[image.name].span if image.name in images else None
+                other = images.get(image.name)
+                span = decl.attributes["name"].value.span if "name" in decl.attributes else image.span
+                if other is not None and other.declared_as == decl.name:
+                    first = ", ".join(f"{k}={v}" for k, v in other.matrix.items())
+                    this = ", ".join(f"{k}={v}" for k, v in image.matrix.items())
+                    raise BuildfileError(f"matrix cells {first} and {this} are both named '{image.name}'", span,
+                                         hint="use every axis in name, e.g. name = \"...{axis}...\"")
                 raise BuildfileError(
                     f"two images are named '{image.name}'",
-                    image.span,
-                    hint="give matrix cells distinct names with name = \"...{axis}...\"",
-                    notes=((f"'{image.name}' is also defined here", other),) if other else (),
+                    span,
+                    notes=((f"'{image.name}' is also defined here", other.span),) if other else (),
                 )
             images[image.name] = image
             cells.append(image.name)
@@ -310,8 +315,15 @@ def host() -> Platform:
     return Platform.parse(f"linux/{host_platform.machine().lower()}")
 
 
-def _default_platforms(buildfile: Buildfile, scope: Scope) -> tuple[tuple[Platform, ...], Span | None]:
+def _default_platforms(
+    buildfile: Buildfile, scope: Scope, override: str | None = None
+) -> tuple[tuple[Platform, ...], Span | None]:
     variable = next((v for v in buildfile.variables if v.name == "platforms"), None)
+    if override is not None:  # --set platforms=linux/amd64,linux/arm64
+        try:
+            return tuple(Platform.parse(t) for t in override.split(",") if t.strip()) or (host(),), None
+        except PlatformError as e:
+            raise UsageError(f"--set platforms={override}: {e}") from None
     if variable is None:
         return (host(),), None
     if isinstance(variable.value, ListValue):
@@ -428,7 +440,11 @@ def _image(
         repository = f"{registry.rstrip('/')}/{name}"
     problem = validate_repository(repository)
     if problem:
-        raise BuildfileError(f"invalid repository '{repository}': {problem}", repo_span)
+        registry_var = next((v for v in buildfile.variables if v.name == "registry"), None)
+        notes: tuple[tuple[str, Span | None], ...] = ()
+        if "repository" not in attrs and registry_var is not None:
+            notes = (("the repository is {registry}/{name}; registry is set here", registry_var.value.span),)
+        raise BuildfileError(problem, repo_span, notes=notes)
 
     context = buildfile.directory / (text("context", ".") or ".")
     if not context.is_dir():
@@ -468,7 +484,7 @@ def _image(
             ptag = templates.render_or_error(tag_template, pscope, "platform_tag")
         problem = validate_tag(ptag)
         if problem:
-            raise BuildfileError(f"invalid platform tag '{ptag}': {problem}",
+            raise BuildfileError(f"platform tag: {problem}",
                                  tag_template.span if tag_template else decl.span)
         platform_tags[platform] = ptag
         args[platform] = tuple((e.key, _arg_value(e, pscope)) for e in decl.args)
@@ -670,7 +686,8 @@ def _check_pushes_are_distinct(images: Mapping[str, Image]) -> None:
                 raise BuildfileError(
                     f"images '{owners[ref].name}' and '{image.name}' would both push {ref}",
                     image.span,
-                    hint="give matrix cells a suffix (suffix = \"-{axis}\") or distinct repositories",
+                    hint="give matrix cells a suffix (suffix = \"-{axis}\") or distinct repositories"
+                    if image.matrix else "give each image its own repository, or distinct tags",
                     notes=((f"'{owners[ref].name}' is defined here", owners[ref].span),),
                 )
             owners[ref] = image
@@ -727,6 +744,11 @@ def _check_references(project: Project, groups: Mapping[str, tuple[str, ...]]) -
             for pin in image.pins(platform):
                 if pin.target in project.images:
                     continue
+                decl = next((d for d in project.buildfile.images if d.name == pin.target), None)
+                if decl is not None and not decl.matrix:
+                    (named,) = project.declared[pin.target]
+                    raise BuildfileError(f"image '{pin.target}' is named '{named}' (name = ...)", pin.span,
+                                         hint=f"image() takes that name: image({named})")
                 if pin.target in project.declared:
                     cells = ", ".join(project.declared[pin.target])
                     raise BuildfileError(f"'{pin.target}' is a matrix; image() names one cell", pin.span,

@@ -126,7 +126,8 @@ def render_mermaid(project: Project, graph: nx.DiGraph[str], options: PlanOption
     out.write("flowchart LR\n")
     for node, attrs in graph.nodes(data=True):
         label = node.replace('"', "'")
-        out.write(f'  {ids[node]}["{label}"]\n' if attrs["kind"] == "build" else f'  {ids[node]}[["{label}"]]\n')
+        shape = {"build": '["{}"]', "gate": '{{{{"{}"}}}}'}.get(attrs["kind"], '[["{}"]]')  # the gate: a hexagon
+        out.write(f"  {ids[node]}{shape.format(label)}\n")
     for source, target in graph.edges:
         out.write(f"  {ids[source]} --> {ids[target]}\n")
 
@@ -134,6 +135,7 @@ def render_mermaid(project: Project, graph: nx.DiGraph[str], options: PlanOption
 def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
@@ -141,18 +143,19 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
     if not console.is_terminal:
         console.width = max(console.width, 160)  # piped: long lines beat wrapped tables
     git = project.git
-    where = git.branch or (f"tag {git.tag}" if git.tag else "detached")
+    # Branch, version and notes come from the user, the CI or a registry: never rich markup.
+    where = escape(git.branch or (f"tag {git.tag}" if git.tag else "detached"))
     sha = f" @ {git.short_sha}" if git.short_sha else ""
-    version = project.version.text if project.version else "unset"
-    console.print(f"file      {project.buildfile.file}")
+    version = escape(project.version.text if project.version else "unset")
+    console.print(f"file      {escape(project.buildfile.file)}")
     console.print(f"context   git {where}{sha} ({git.source}{', dirty' if git.dirty else ''}), "
-                  f"default branch {git.default_branch}, version {version}"
-                  + (f", pull request {git.pr}" if git.pr else ""))
+                  f"default branch {escape(git.default_branch)}, version {version}"
+                  + (f", pull request {escape(git.pr)}" if git.pr else ""))
     policy = ("atomic: tags are pushed only after every build of the run succeeded"
               if options.publish == "atomic" else "eager: each image's tags are pushed as soon as its builds are done")
     console.print(f"publish   {policy}")
     for note in project.notes:
-        console.print(f"note      {note}")
+        console.print(f"note      {escape(note)}")
 
     table = Table(title="Images", title_justify="left", box=box.SIMPLE_HEAD, expand=False)
     for column in ("image", "repository", "platforms", "tags", "backend"):
@@ -167,7 +170,7 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
                       backend_name)
     console.print(table)
     for reason in reasons:
-        console.print(f"backend   {reason}")
+        console.print(f"backend   {escape(reason)}")
     console.print(Text("Run order", style="bold"))
     for number, wave in enumerate(graphs.waves(graph), start=1):
         console.print(f"  wave {number}")
@@ -181,7 +184,9 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
                 console.print(f"    {node}  [dim]-> {push}[/dim]{after}")
                 if options.commands:
                     for argv in _command(project, options, attrs):
-                        console.print(Text("      $ " + " ".join(_quote(a) for a in argv), style="cyan"))
+                        # One line per command, never wrapped: it is meant to be copied.
+                        console.print(Text("      $ " + " ".join(_quote(a) for a in argv), style="cyan"),
+                                      soft_wrap=True)
             elif attrs["kind"] == "gate":
                 console.print(f"    {node}  [dim](gate: every build above succeeded)[/dim]")
             else:

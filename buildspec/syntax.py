@@ -408,6 +408,16 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> BuildfileError:
         if char == "'":
             return BuildfileError("strings use double quotes", Span(file, line, column),
                                   hint="write \"...\" instead of '...'")
+        # A platform where no value can be: `linux` lexed as a name, then the '/'.
+        start = pos
+        while start > 0 and ((text[start - 1].isascii() and text[start - 1].isalnum()) or text[start - 1] == "_"):
+            start -= 1
+        platform = _PLATFORM.match(text, start) if char == "/" and start < pos else None
+        if platform is not None:
+            first = column - (pos - start)
+            return BuildfileError(f"unexpected '{platform.group()}'",
+                                  Span(file, line, first, first + len(platform.group())),
+                                  hint=f"a platform is a value, as in:  platforms = [{platform.group()}]")
         shown = repr(char)[1:-1] if char.isprintable() else f"\\x{ord(char):02x}"
         return BuildfileError(f"unexpected character '{shown}'", Span(file, line, column),
                               hint=_CHARACTER_HINTS.get(text[pos : pos + 2])
@@ -423,6 +433,7 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> BuildfileError:
     return BuildfileError("syntax error", Span(file, line, column))
 
 
+_PLATFORM = re.compile(r"[A-Za-z0-9_]+(?:/[A-Za-z0-9_.]+)+")  # as PLATFORM in the grammar
 _NAME_HINT = "names use ASCII letters, digits, '_', '-' and '.'"
 _CHARACTER_HINTS = {
     ":": "use '=' to assign, not ':'",

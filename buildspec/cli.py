@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
                              help="allow plain HTTP / unverified TLS for this registry (loopback always is)")
             sub.add_argument("--kaniko-executor", metavar="PATH", help="kaniko executor binary (executor mode)")
             sub.add_argument("--kaniko-image", metavar="IMAGE", help="kaniko executor image (container mode)")
+            split = sub.add_mutually_exclusive_group()
+            split.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[/VARIANT]",
+                               help="only the builds for this platform, no index (one CI job per architecture)")
+            split.add_argument("--manifests-only", action="store_true",
+                               help="only assemble and push the indexes, from the per-platform images "
+                                    "already in the registry under their platform tags")
 
     plan = commands.add_parser("plan", help="show the graph, the order, the commands and the tags (dry run)")
     common(plan)
@@ -118,7 +124,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
 
     from buildspec import graph as graphs
 
-    selected = graphs.select(graph, project, args.targets)
+    selected = graphs.restrict(graphs.select(graph, project, args.targets), _platforms(args.platform),
+                               args.manifests_only)
     publish = args.publish or project.publish
     backends = _choose_backends(project, selected, args)
     if args.command == "plan":
@@ -148,6 +155,15 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         state_dir=project.buildfile.directory / ".buildspec",
         backends=backends,
     )))
+
+
+def _platforms(values: Sequence[str]) -> list[str]:
+    from buildspec.platform import Platform, PlatformError
+
+    try:
+        return [str(Platform.parse(value)) for value in values]
+    except PlatformError as e:
+        raise UsageError(f"--platform: {e}") from None
 
 
 def _tag_lister(insecure: Sequence[str]) -> TagLister:

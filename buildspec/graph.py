@@ -128,7 +128,8 @@ def needs_of(graph: nx.DiGraph[str], node: str) -> list[str]:
 
 
 def images_in(graph: nx.DiGraph[str]) -> list[str]:
-    return [data["image"] for _, data in graph.nodes(data=True) if data["kind"] == "manifest"]
+    """The images that have a node in the graph, in graph order."""
+    return list(dict.fromkeys(data["image"] for _, data in graph.nodes(data=True) if data["image"] is not None))
 
 
 PUBLISH_GATE = "publish"
@@ -142,7 +143,8 @@ def execution_graph(graph: nx.DiGraph[str], publish: str) -> nx.DiGraph[str]:
     build of the run succeeded. ``needs = [B]`` then cannot wait for B's index
     (it comes last), so it waits for all of B's builds instead; plan shows it.
     """
-    if publish == "eager":
+    kinds = {kind for _, kind in graph.nodes(data="kind")}
+    if publish == "eager" or not {"build", "manifest"} <= kinds:
         return graph
     result: nx.DiGraph[str] = nx.DiGraph()
     result.add_nodes_from(graph.nodes(data=True))
@@ -159,3 +161,21 @@ def execution_graph(graph: nx.DiGraph[str], publish: str) -> nx.DiGraph[str]:
         else:
             result.add_edge(PUBLISH_GATE, node, why="atomic publishing")
     return result
+
+
+def restrict(graph: nx.DiGraph[str], platforms: Sequence[str] = (), manifests_only: bool = False) -> nx.DiGraph[str]:
+    """Split a release over CI jobs, as kaniko users do with one runner per architecture.
+
+    ``platforms``: only the builds for those platforms (and no manifests: each
+    job pushes its per-platform images under their platform tags).
+    ``manifests_only``: only the manifests, which then find each per-platform
+    image in the registry under its platform tag.
+    """
+    if manifests_only:
+        keep = [n for n, attrs in graph.nodes(data=True) if attrs["kind"] == "manifest"]
+    elif platforms:
+        keep = [n for n, attrs in graph.nodes(data=True)
+                if attrs["kind"] == "build" and str(attrs["platform"]) in platforms]
+    else:
+        return graph
+    return graph.subgraph(keep).copy()

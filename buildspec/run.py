@@ -124,8 +124,13 @@ def _manifest_action(image: Image, client: RegistryClient) -> Callable[[TaskCont
     def action(ctx: TaskContext) -> Outcome:
         entries = []
         for platform in image.platforms:
-            digest = ctx.results_of(graphs.build_id(image.name, platform)).data["digest"]
-            entries.append(IndexEntry(platform, str(digest)))
+            try:
+                digest = str(ctx.results_of(graphs.build_id(image.name, platform)).data["digest"])
+            except KeyError:  # built by another job (--manifests-only): find it by its platform tag
+                ref = f"{image.repository}:{image.platform_tags[platform]}"
+                digest = client.get_manifest(ref).digest
+                ctx.log(f"found {ref} -> {digest}")
+            entries.append(IndexEntry(platform, digest))
         if ctx.cancelled.is_set():
             return Outcome(False, "interrupted before publishing")
         published = publish_index(client, image.repository, entries, image.tags, annotations)
@@ -138,27 +143,33 @@ def _manifest_action(image: Image, client: RegistryClient) -> Callable[[TaskCont
 
 
 def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummary:
-    manifest = run.results[graphs.manifest_id(image.name)]
-    builds = [run.results[graphs.build_id(image.name, p)] for p in image.platforms]
-    platform_digests = {str(p): str(r.data["digest"]) for p, r in zip(image.platforms, builds, strict=True)
-                        if "digest" in r.data}
-    started = [r.started for r in (*builds, manifest) if r.started is not None]
-    ended = [r.started + r.duration for r in (*builds, manifest)
-             if r.started is not None and r.duration is not None]
+    manifest = run.results.get(graphs.manifest_id(image.name))
+    builds = {p: run.results[graphs.build_id(image.name, p)] for p in image.platforms
+              if graphs.build_id(image.name, p) in run.results}
+    platform_digests = {str(p): str(r.data["digest"]) for p, r in builds.items() if "digest" in r.data}
+    if manifest is not None and "manifests" in manifest.data:
+        platform_digests = {str(k): str(v) for k, v in dict(manifest.data["manifests"]).items()}  # type: ignore[call-overload]
+    results = [*builds.values(), *([manifest] if manifest else [])]
+    started = [r.started for r in results if r.started is not None]
+    ended = [r.started + r.duration for r in results if r.started is not None and r.duration is not None]
+    published = manifest is not None and manifest.status is Status.SUCCEEDED
     return ImageSummary(
         name=image.name,
         repository=image.repository,
-        platforms=tuple(str(p) for p in image.platforms),
-        tags=image.tags if manifest.status is Status.SUCCEEDED else (),
-        index_digest=str(manifest.data["digest"]) if "digest" in manifest.data else None,
+        platforms=tuple(str(p) for p in (image.platforms if manifest else builds)),
+        tags=image.tags if published else (),
+        index_digest=str(manifest.data["digest"]) if manifest and "digest" in manifest.data else None,
         platform_digests=platform_digests,
         duration=(max(ended) - min(started)) if started and ended else None,
-        status=_image_status(manifest, builds),
+        status=_image_status(manifest, list(builds.values())),
     )
 
 
-def _image_status(manifest: TaskResult, builds: Sequence[TaskResult]) -> str:
+def _image_status(manifest: TaskResult | None, builds: Sequence[TaskResult]) -> str:
     """An image whose build failed says so, not just that its index was not pushed."""
+    if manifest is None:  # --platform: builds only
+        worst = [b.status for b in builds if b.status is not Status.SUCCEEDED]
+        return str(worst[0].value if worst else Status.SUCCEEDED.value)
     if manifest.status is Status.NOT_RUN:
         for status in (Status.FAILED, Status.INTERRUPTED):
             if any(b.status is status for b in builds):

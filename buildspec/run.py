@@ -18,7 +18,7 @@ import networkx as nx
 
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend
-from buildspec.errors import ExitCode
+from buildspec.errors import BuildspecError, ExitCode, RegistryError
 from buildspec.evaluate import Image, Project
 from buildspec.executor import (
     Outcome,
@@ -82,6 +82,19 @@ def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryC
         client.list_tags(repository)
 
 
+def _expected_failures(action: Callable[[TaskContext], Outcome]) -> Callable[[TaskContext], Outcome]:
+    """A registry or usage error is a failed node with its message, not a traceback in the log."""
+
+    def guarded(ctx: TaskContext) -> Outcome:
+        try:
+            return action(ctx)
+        except BuildspecError as e:
+            ctx.log(f"error: {e}")
+            return Outcome(False, str(e))
+
+    return guarded
+
+
 def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOptions,
           client: RegistryClient) -> Task:
     attrs = plan.nodes[node]
@@ -90,8 +103,8 @@ def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOption
         return Task(node, needs, lambda ctx: Outcome(True, "every build succeeded"), label="publish gate")
     image = project.images[attrs["image"]]
     if attrs["kind"] == "build":
-        return Task(node, needs, _build_action(project, image, attrs["platform"], options))
-    return Task(node, needs, _manifest_action(image, client))
+        return Task(node, needs, _expected_failures(_build_action(project, image, attrs["platform"], options)))
+    return Task(node, needs, _expected_failures(_manifest_action(image, client)))
 
 
 def _build_action(
@@ -128,7 +141,11 @@ def _manifest_action(image: Image, client: RegistryClient) -> Callable[[TaskCont
                 digest = str(ctx.results_of(graphs.build_id(image.name, platform)).data["digest"])
             except KeyError:  # built by another job (--manifests-only): find it by its platform tag
                 ref = f"{image.repository}:{image.platform_tags[platform]}"
-                digest = client.get_manifest(ref).digest
+                try:
+                    digest = client.get_manifest(ref).digest
+                except RegistryError as e:
+                    raise RegistryError(f"no {platform} image for {image.name} at {ref} "
+                                        f"(did the job `run --platform {platform}` succeed?): {e}") from None
                 ctx.log(f"found {ref} -> {digest}")
             entries.append(IndexEntry(platform, digest))
         if ctx.cancelled.is_set():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -82,6 +83,10 @@ def parse_sets(values: Sequence[str]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("plan", "check"):
+        # A short-lived process that allocates many small objects and frees almost nothing:
+        # the cyclic GC would only rescan them (about a quarter of plan's CPU at 5000 images).
+        gc.disable()
     sources: dict[str, str] = {}
     try:
         return _dispatch(args, sources)

@@ -719,7 +719,7 @@ def _resolve_groups(project: Project) -> dict[str, tuple[str, ...]]:
     def visit(name: str, stack: tuple[str, ...]) -> tuple[str, ...]:
         if name in resolved:
             return resolved[name]
-        members: list[str] = []
+        members: dict[str, None] = {}
         for word in decls[name].members:
             if word.text in stack:
                 raise BuildfileError(f"group '{name}' includes itself through '{word.text}'", word.span)
@@ -727,7 +727,7 @@ def _resolve_groups(project: Project) -> dict[str, tuple[str, ...]]:
                 found = visit(word.text, (*stack, word.text))
             else:
                 found = resolve_target(project, word.text, {}, word.span)
-            members.extend(m for m in found if m not in members)
+            members.update(dict.fromkeys(found))
         resolved[name] = tuple(members)
         return resolved[name]
 

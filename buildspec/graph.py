@@ -12,7 +12,7 @@ Edges (each carries ``span``, where the user asked for it, and ``why``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import networkx as nx
 
@@ -96,21 +96,32 @@ def _check_acyclic(graph: nx.DiGraph[str]) -> None:
 
 def select(graph: nx.DiGraph[str], project: Project, targets: Sequence[str]) -> nx.DiGraph[str]:
     """The targets' manifest nodes and everything they depend on, like `make TARGET`."""
-    names: list[str] = []
+    names: dict[str, None] = {}
     for target in targets or project.default_targets():
-        for name in resolve_target(project, target, project.groups, None):
-            if name not in names:
-                names.append(name)
-    wanted: set[str] = set()
-    for name in names:
-        node = manifest_id(name)
-        wanted.add(node)
-        wanted.update(nx.ancestors(graph, node))
+        names.update(dict.fromkeys(resolve_target(project, target, project.groups, None)))
+    wanted = _with_ancestors(graph, [manifest_id(name) for name in names])
     # A dependency that gets built also gets published: its index is part of the release.
-    wanted.update([manifest_id(graph.nodes[n]["image"]) for n in list(wanted)])
-    for node in list(wanted):
-        wanted.update(nx.ancestors(graph, node))
-    return graph.subgraph(wanted).copy()
+    extra = {manifest_id(graph.nodes[n]["image"]) for n in wanted} - wanted
+    if extra:
+        wanted |= _with_ancestors(graph, extra)
+    if len(wanted) == len(graph):
+        return graph
+    selected: nx.DiGraph[str] = nx.DiGraph()  # in the graph's order (subgraph() follows the set's)
+    selected.add_nodes_from((n, graph.nodes[n]) for n in graph if n in wanted)
+    selected.add_edges_from((u, v, d) for u, v, d in graph.edges(data=True) if u in wanted and v in wanted)
+    return selected
+
+
+def _with_ancestors(graph: nx.DiGraph[str], start: Iterable[str]) -> set[str]:
+    stack = list(start)
+    seen = set(stack)
+    pred = graph.pred
+    while stack:
+        for parent in pred[stack.pop()]:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
 
 
 def waves(graph: nx.DiGraph[str]) -> list[list[str]]:
@@ -119,7 +130,9 @@ def waves(graph: nx.DiGraph[str]) -> list[list[str]]:
 
 
 def _node_order(graph: nx.DiGraph[str]) -> Callable[[str], int]:
-    order = {node: i for i, node in enumerate(graph.nodes)}
+    order: dict[str, int] | None = graph.graph.get("_order")
+    if order is None or len(order) != len(graph):
+        order = graph.graph["_order"] = {node: i for i, node in enumerate(graph.nodes)}
     return order.__getitem__
 
 

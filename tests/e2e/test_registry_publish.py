@@ -24,14 +24,15 @@ import pytest
 
 from buildspec.errors import RegistryError
 from buildspec.platform import Platform
-from buildspec.registry import IndexEntry, RegistryClient, assemble_index, publish_index
 from buildspec.registry.client import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
     OCI_MANIFEST,
+    RegistryClient,
     sha256_digest,
 )
+from buildspec.registry.index import IndexEntry, assemble_index, publish_index
 from tests.faulty_proxy import FaultyProxy
 
 pytestmark = pytest.mark.integration

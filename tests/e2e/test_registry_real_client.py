@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from buildspec.errors import RegistryError
-from buildspec.registry import RegistryClient
-from buildspec.registry.client import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, config_of
+from buildspec.registry.client import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, RegistryClient, config_of
 from tests.faulty_proxy import FaultyProxy
 
 pytestmark = pytest.mark.integration

@@ -128,6 +128,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         return int(ExitCode.OK)
 
     from buildspec import graph as graphs
+    from buildspec.jobs import state_dir
 
     selected = graphs.restrict(graphs.select(graph, project, args.targets), _platforms(args.platform),
                                args.manifests_only)
@@ -141,7 +142,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
             commands=args.commands,
             explain=args.explain,
             publish=publish,
-            state_dir=project.buildfile.directory / ".buildspec",
+            state_dir=state_dir(project),
             insecure_registries=args.insecure_registry,
             backends=backends,
         )
@@ -157,7 +158,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         progress=args.progress,
         metadata_file=Path(args.metadata_file) if args.metadata_file else None,
         insecure_registries=tuple(args.insecure_registry),
-        state_dir=project.buildfile.directory / ".buildspec",
+        state_dir=state_dir(project),
         backends=backends,
     )))
 
@@ -201,6 +202,8 @@ def _choose_backends(
             why = f"--backend {args.backend}" + ("" if wanted != "auto" else f"; {why}")
         elif image.backend_span is not None and wanted != "auto":
             why = f"backend = {wanted} in image {image.declared_as}"
+        elif wanted != "auto":
+            why = f"backend = {wanted} in {args.file}"
         chosen[name] = (backend, why)
     return chosen
 

@@ -7,7 +7,9 @@ plan shows is the argv a run executes (run only fills in the digests of the
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -19,6 +21,19 @@ from buildspec.platform import Platform
 def safe_name(node_id: str) -> str:
     """``build:app@linux/arm64`` -> ``build-app@linux-arm64`` (a file name)."""
     return node_id.replace(":", "-", 1).replace("/", "-")
+
+
+def state_dir(project: Project) -> Path:
+    """Where logs and work files go: ``.buildspec/`` next to the Buildfile, like make's
+    outputs, unless that folder is inside a build context (``context = "."``): then a
+    ``COPY .`` would put logs and digests into the image, so they go to
+    ``$XDG_STATE_HOME/buildspec/<hash of the Buildfile folder>`` instead."""
+    folder = project.buildfile.directory
+    local = folder / ".buildspec"
+    if not any(local.is_relative_to(image.context.resolve()) for image in project.images.values()):
+        return local
+    state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state_home / "buildspec" / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
 
 
 def registry_host(repository: str) -> str:

@@ -154,6 +154,7 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
     policy = ("atomic: tags are pushed only after every build of the run succeeded"
               if options.publish == "atomic" else "eager: each image's tags are pushed as soon as its builds are done")
     console.print(f"publish   {policy}")
+    console.print(f"logs      {escape(str(options.state_dir / 'logs'))}")
     for note in project.notes:
         console.print(f"note      {escape(note)}")
 

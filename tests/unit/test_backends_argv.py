@@ -118,10 +118,18 @@ def test_buildx_digest_errors(tmp_path: Path, content: str | None) -> None:
 # ---------------------------------------------------------------- buildah
 
 
+# Every build has a containers store of its own in its work folder (buildah 1.28
+# races when parallel builds pull one base into a shared store).
+BUILDAH = [
+    "buildah", "--storage-driver", "vfs",
+    "--root", f"{WORKDIR}/storage", "--runroot", f"{WORKDIR}/runroot",
+]  # fmt: skip
+
+
 def test_buildah_minimal() -> None:
     assert BuildahBackend().commands(request()) == [
         [
-            "buildah", "--storage-driver", "vfs", "bud",
+            *BUILDAH, "bud",
             "--platform", "linux/arm64", "--format", "oci", "--layers=false",
             "-f", "/src/app/Dockerfile",
             "--build-arg", "BASE=127.0.0.1:5000/base@sha256:" + "cd" * 32,
@@ -132,11 +140,12 @@ def test_buildah_minimal() -> None:
             "/src/app",
         ],
         [
-            "buildah", "--storage-driver", "vfs", "push",
+            *BUILDAH, "push",
             "--digestfile", "/state/nodes/build-app-linux-arm64/digest",
             "127.0.0.1:5000/acme/app:1.0-linux-arm64",
             "docker://127.0.0.1:5000/acme/app:1.0-linux-arm64",
         ],
+        [*BUILDAH, "rmi", "--all", "--force"],
     ]  # fmt: skip
 
 
@@ -153,7 +162,7 @@ def test_buildah_insecure_target_layers() -> None:
     )
     assert argv == [
         [
-            "buildah", "--storage-driver", "vfs", "bud",
+            *BUILDAH, "bud",
             "--platform", "linux/arm/v7", "--format", "oci", "--layers",
             "-f", "/src/app/Dockerfile",
             "--target", "runtime",
@@ -162,18 +171,19 @@ def test_buildah_insecure_target_layers() -> None:
             "/src/app",
         ],
         [
-            "buildah", "--storage-driver", "vfs", "push", "--tls-verify=false",
+            *BUILDAH, "push", "--tls-verify=false",
             "--digestfile", "/state/nodes/build-app-linux-arm64/digest",
             "127.0.0.1:5000/acme/app:1.0-linux-arm64",
             "docker://127.0.0.1:5000/acme/app:1.0-linux-arm64",
         ],
+        [*BUILDAH, "rmi", "--all", "--force"],
     ]  # fmt: skip
 
 
 def test_buildah_cache_repo_turns_layers_on() -> None:
     argv = BuildahBackend().commands(request(cache_repo="127.0.0.1:5000/cache", args={}, labels={}))[0]
-    assert argv[:13] == [
-        "buildah", "--storage-driver", "vfs", "bud",
+    assert argv[: len(BUILDAH) + 10] == [
+        *BUILDAH, "bud",
         "--platform", "linux/arm64", "--format", "oci",
         "--layers", "--cache-from", "127.0.0.1:5000/cache", "--cache-to", "127.0.0.1:5000/cache",
     ]  # fmt: skip

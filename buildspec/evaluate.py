@@ -166,7 +166,8 @@ def evaluate(
     latest = _LatestProbe(version, tag_lister)
     for decl in buildfile.images:
         cells = []
-        for image in _expand(decl, buildfile, scope, functions, default_platforms, backend, git, latest):
+        file = _FileScope(buildfile, scope, functions, default_platforms, backend, git, latest)
+        for image in _expand(decl, file):
             if image.name in images or (image.name != decl.name and image.name in declared):
                 other = images.get(image.name)
                 span = decl.attributes["name"].value.span if "name" in decl.attributes else image.span
@@ -358,19 +359,23 @@ def _platforms(value: Value) -> tuple[Platform, ...]:
 # ---------------------------------------------------------------- images
 
 
-def _expand(
-    decl: ImageDecl,
-    buildfile: Buildfile,
-    file_scope: Scope,
-    functions: templates.Functions,
-    default_platforms: tuple[tuple[Platform, ...], Span | None],
-    default_backend: str,
-    git: GitContext,
-    latest: _LatestProbe,
-) -> list[Image]:
+@dataclass(frozen=True)
+class _FileScope:
+    """What every image of a file is evaluated against."""
+
+    buildfile: Buildfile
+    scope: Scope
+    functions: templates.Functions
+    default_platforms: tuple[tuple[Platform, ...], Span | None]
+    default_backend: str
+    git: GitContext
+    latest: _LatestProbe
+
+
+def _expand(decl: ImageDecl, file: _FileScope) -> list[Image]:
     axes: list[tuple[str, tuple[str, ...]]] = []
     for entry in decl.matrix:
-        if entry.key in file_scope or "." in entry.key:
+        if entry.key in file.scope or "." in entry.key:
             raise BuildfileError(f"matrix axis '{entry.key}' hides a variable of the same name", entry.span)
         if not isinstance(entry.value, ListValue):
             raise BuildfileError(f"matrix axis '{entry.key}' is a list of values", entry.value.span)
@@ -385,25 +390,15 @@ def _expand(
         axes.append((entry.key, tuple(values)))
     combos = itertools.product(*(values for _, values in axes)) if axes else [()]
     return [
-        _image(decl, buildfile, file_scope, functions, default_platforms, default_backend, git,
-               dict(zip([a for a, _ in axes], combo, strict=True)), latest)
+        _image(decl, file, dict(zip([a for a, _ in axes], combo, strict=True)))
         for combo in combos
     ]
 
 
-def _image(
-    decl: ImageDecl,
-    buildfile: Buildfile,
-    file_scope: Scope,
-    functions: templates.Functions,
-    default_platforms: tuple[tuple[Platform, ...], Span | None],
-    default_backend: str,
-    git: GitContext,
-    matrix: dict[str, str],
-    latest: _LatestProbe,
-) -> Image:
+def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
+    buildfile, functions, git, latest = file.buildfile, file.functions, file.git, file.latest
     attrs = decl.attributes
-    scope: dict[str, ScopeValue] = {**file_scope, **matrix}
+    scope: dict[str, ScopeValue] = {**file.scope, **matrix}
 
     def text(name: str, default: str | None = None) -> str | None:
         if name not in attrs:
@@ -426,7 +421,7 @@ def _image(
                              hint="names use letters, digits, '.', '_' and '-'")
     scope["name"] = name
 
-    platforms, _ = default_platforms
+    platforms, _ = file.default_platforms
     if "platforms" in attrs:
         platforms = _platforms(attrs["platforms"].value)
 
@@ -456,7 +451,7 @@ def _image(
         raise BuildfileError(f"no Dockerfile at '{os.path.relpath(dockerfile, buildfile.directory)}'", span,
                              hint="dockerfile is relative to the context, as in docker buildx bake")
 
-    backend = text("backend", default_backend) or default_backend
+    backend = text("backend", file.default_backend) or file.default_backend
     if backend not in BACKENDS:
         raise BuildfileError(f"backend must be one of {', '.join(BACKENDS)}, not '{backend}'",
                              attrs["backend"].value.span, hint=did_you_mean(backend, BACKENDS))

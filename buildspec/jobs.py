@@ -8,7 +8,6 @@ plan shows is the argv a run executes (run only fills in the digests of the
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from buildspec.backends.base import BuildRequest
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.platform import Platform
+from buildspec.registry.reference import is_loopback
 
 
 def safe_name(node_id: str) -> str:
@@ -44,16 +44,7 @@ def registry_host(repository: str) -> str:
 def is_insecure(repository: str, insecure_registries: Collection[str]) -> bool:
     """Loopback registries and the ones named with --insecure-registry, as Docker does."""
     host = registry_host(repository)
-    if host in insecure_registries:
-        return True
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return host in insecure_registries or is_loopback(host)
 
 
 def pin_placeholder(project: Project, pin: Pin, platform: Platform) -> str:

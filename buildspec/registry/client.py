@@ -24,7 +24,6 @@ and the HTTP status, and never contains a credential.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import re
@@ -47,6 +46,7 @@ from buildspec.registry.auth import Authenticator
 from buildspec.registry.reference import (
     Reference,
     as_reference,
+    is_loopback,
     validate_digest,
     validate_tag,
 )
@@ -128,21 +128,6 @@ class _ContextAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["ssl_context"] = self._context
         super().init_poolmanager(*args, **kwargs)
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses; ``host`` may carry a port."""
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.find("]")]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def sha256_digest(data: bytes) -> str:

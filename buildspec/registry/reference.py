@@ -20,6 +20,7 @@ or a ``:`` or is ``localhost``; otherwise the name lives on Docker Hub
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -185,3 +186,18 @@ class Reference:
 def as_reference(value: Reference | str) -> Reference:
     """Accept either form wherever a reference is expected."""
     return value if isinstance(value, Reference) else Reference.parse(value)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses; ``host`` may carry a port."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.find("]")]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -63,12 +63,18 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="build, push and publish the multi-platform indexes")
     common(run)
-    run.add_argument("-j", "--jobs", type=int, metavar="N", help="builds at once (default: CPU count)")
+    run.add_argument("-j", "--jobs", type=_positive, metavar="N", help="builds at once (default: CPU count)")
     run.add_argument("-k", "--keep-going", action="store_true",
                      help="go on with everything that does not depend on a failure")
     run.add_argument("--metadata-file", metavar="FILE", help="write the run's result as JSON")
     run.add_argument("--progress", choices=("auto", "live", "plain", "json"), default="auto")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got '{text}'")
+    return int(text)
 
 
 def parse_sets(values: Sequence[str]) -> dict[str, str]:
@@ -132,6 +138,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
 
     selected = graphs.restrict(graphs.select(graph, project, args.targets), _platforms(args.platform),
                                args.manifests_only)
+    if not selected:
+        raise UsageError(f"no image of the selection is built for {', '.join(args.platform)}")
     publish = args.publish or project.publish
     backends = _choose_backends(project, selected, args)
     if args.command == "plan":

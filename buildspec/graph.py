@@ -106,10 +106,15 @@ def select(graph: nx.DiGraph[str], project: Project, targets: Sequence[str]) -> 
         wanted |= _with_ancestors(graph, extra)
     if len(wanted) == len(graph):
         return graph
-    selected: nx.DiGraph[str] = nx.DiGraph()  # in the graph's order (subgraph() follows the set's)
-    selected.add_nodes_from((n, graph.nodes[n]) for n in graph if n in wanted)
-    selected.add_edges_from((u, v, d) for u, v, d in graph.edges(data=True) if u in wanted and v in wanted)
-    return selected
+    return _subgraph(graph, wanted)
+
+
+def _subgraph(graph: nx.DiGraph[str], keep: set[str]) -> nx.DiGraph[str]:
+    """The nodes in ``keep`` in the graph's own order (``graph.subgraph`` may follow the set's)."""
+    result: nx.DiGraph[str] = nx.DiGraph()
+    result.add_nodes_from((n, graph.nodes[n]) for n in graph if n in keep)
+    result.add_edges_from((u, v, d) for u, v, d in graph.edges(data=True) if u in keep and v in keep)
+    return result
 
 
 def _with_ancestors(graph: nx.DiGraph[str], start: Iterable[str]) -> set[str]:
@@ -185,10 +190,10 @@ def restrict(graph: nx.DiGraph[str], platforms: Sequence[str] = (), manifests_on
     image in the registry under its platform tag.
     """
     if manifests_only:
-        keep = [n for n, attrs in graph.nodes(data=True) if attrs["kind"] == "manifest"]
+        keep = {n for n, attrs in graph.nodes(data=True) if attrs["kind"] == "manifest"}
     elif platforms:
-        keep = [n for n, attrs in graph.nodes(data=True)
-                if attrs["kind"] == "build" and str(attrs["platform"]) in platforms]
+        keep = {n for n, attrs in graph.nodes(data=True)
+                if attrs["kind"] == "build" and str(attrs["platform"]) in platforms}
     else:
         return graph
-    return graph.subgraph(keep).copy()
+    return _subgraph(graph, keep)

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                              help="allow plain HTTP / unverified TLS for this registry (loopback always is)")
             sub.add_argument("--kaniko-executor", metavar="PATH", help="kaniko executor binary (executor mode)")
             sub.add_argument("--kaniko-image", metavar="IMAGE", help="kaniko executor image (container mode)")
+            sub.add_argument("--no-merge", action="store_true",
+                             help="one buildx call per platform, even for an image whose platforms "
+                                  "one multi-platform call could build")
             split = sub.add_mutually_exclusive_group()
             split.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[/VARIANT]",
                                help="only the builds for this platform, no index (one CI job per architecture)")
@@ -134,7 +137,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         return int(ExitCode.OK)
 
     from buildspec import graph as graphs
-    from buildspec.jobs import state_dir
+    from buildspec.jobs import mergeable, state_dir
 
     selected = graphs.restrict(graphs.select(graph, project, args.targets), _platforms(args.platform),
                                args.manifests_only)
@@ -142,6 +145,10 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         raise UsageError(f"no image of the selection is built for {', '.join(args.platform)}")
     publish = args.publish or project.publish
     backends = _choose_backends(project, selected, args)
+    if not args.no_merge:
+        selected = graphs.merge_builds(selected, {
+            name for name in graphs.images_in(selected) if mergeable(project.images[name], backends[name][0].name)
+        })
     if args.command == "plan":
         from buildspec.plan import RENDERERS, PlanOptions
 

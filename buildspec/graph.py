@@ -12,12 +12,14 @@ Edges (each carries ``span``, where the user asked for it, and ``why``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 
 from buildspec.errors import BuildfileError, Span
 from buildspec.evaluate import Image, Project, resolve_target
+from buildspec.platform import Platform
 
 _PART_OF_INDEX = "part of the index"
 
@@ -112,6 +114,7 @@ def select(graph: nx.DiGraph[str], project: Project, targets: Sequence[str]) -> 
 def _subgraph(graph: nx.DiGraph[str], keep: set[str]) -> nx.DiGraph[str]:
     """The nodes in ``keep`` in the graph's own order (``graph.subgraph`` may follow the set's)."""
     result: nx.DiGraph[str] = nx.DiGraph()
+    result.graph.update({k: v for k, v in graph.graph.items() if k != "_order"})
     result.add_nodes_from((n, graph.nodes[n]) for n in graph if n in keep)
     result.add_edges_from((u, v, d) for u, v, d in graph.edges(data=True) if u in keep and v in keep)
     return result
@@ -165,6 +168,7 @@ def execution_graph(graph: nx.DiGraph[str], publish: str) -> nx.DiGraph[str]:
     if publish == "eager" or not {"build", "manifest"} <= kinds:
         return graph
     result: nx.DiGraph[str] = nx.DiGraph()
+    result.graph.update({k: v for k, v in graph.graph.items() if k != "_order"})
     result.add_nodes_from(graph.nodes(data=True))
     result.add_node(PUBLISH_GATE, kind="gate", image=None)
     for source, target, data in graph.edges(data=True):
@@ -197,3 +201,46 @@ def restrict(graph: nx.DiGraph[str], platforms: Sequence[str] = (), manifests_on
     else:
         return graph
     return _subgraph(graph, keep)
+
+
+def merge_builds(graph: nx.DiGraph[str], images: set[str]) -> nx.DiGraph[str]:
+    """One ``build:X@p1+p2`` node instead of X's per-platform builds, for each image in
+    ``images`` whose every platform is in the graph (see jobs.mergeable)."""
+    platforms_of: dict[str, list[str]] = {}
+    for node, attrs in graph.nodes(data=True):
+        if attrs["kind"] == "build" and attrs["image"] in images:
+            platforms_of.setdefault(attrs["image"], []).append(node)
+    if not platforms_of:
+        return graph
+    merged_id: dict[str, str] = {}
+    result: nx.DiGraph[str] = nx.DiGraph()
+    result.graph.update({k: v for k, v in graph.graph.items() if k != "_order"})
+    for node, attrs in graph.nodes(data=True):
+        image = attrs["image"]
+        if node not in platforms_of.get(image, ()):
+            result.add_node(node, **attrs)
+        elif image not in merged_id:
+            platforms = tuple(graph.nodes[n]["platform"] for n in platforms_of[image])
+            merged_id[image] = build_id(image, "+".join(map(str, platforms)))
+            result.add_node(merged_id[image], kind="build", image=image, platform=None, platforms=platforms)
+    for source, target, data in graph.edges(data=True):
+        new_source = merged_id.get(graph.nodes[source]["image"], source) if source not in result else source
+        new_target = merged_id.get(graph.nodes[target]["image"], target) if target not in result else target
+        result.add_edge(new_source, new_target, **data)
+    result.graph["merged"] = {**graph.graph.get("merged", {}), **merged_id}
+    return result
+
+
+def platforms_of(attrs: Mapping[str, Any]) -> tuple[Platform, ...]:
+    """The platforms a build node makes: one, or several for a merged build."""
+    merged: tuple[Platform, ...] | None = attrs.get("platforms")
+    return merged if merged else (attrs["platform"],)
+
+
+def build_node(graph: nx.DiGraph[str], image: str, platform: object) -> str:
+    """The node that builds ``image`` for ``platform``: its own, or its image's merged build."""
+    single = build_id(image, platform)
+    if single in graph:
+        return single
+    merged: dict[str, str] = graph.graph.get("merged", {})
+    return merged.get(image, single)

@@ -48,7 +48,7 @@ def is_insecure(repository: str, insecure_registries: Collection[str]) -> bool:
 
 
 def pin_placeholder(project: Project, pin: Pin, platform: Platform) -> str:
-    return f"{project.images[pin.target].repository}@<digest of build:{pin.target}@{platform}>"
+    return f"{project.images[pin.target].repository}@<digest of {pin.target} for {platform}>"
 
 
 def build_request(
@@ -59,15 +59,17 @@ def build_request(
     state_dir: Path,
     insecure_registries: Collection[str] = (),
     pins: Mapping[str, str] | None = None,
+    merged: tuple[Platform, ...] = (),
 ) -> BuildRequest:
-    """``pins`` maps a dependency's image name to ``repo@sha256:...``; None in a plan."""
+    """``pins`` maps a dependency's image name to ``repo@sha256:...``; None in a plan.
+    ``merged``: all the platforms one merged build makes (``platform`` is the first)."""
     args: dict[str, str] = {}
     for key, value in image.args[platform]:
         if isinstance(value, Pin):
             args[key] = pins[value.target] if pins is not None else pin_placeholder(project, value, platform)
         else:
             args[key] = value
-    node_id = f"build:{image.name}@{platform}"
+    node_id = f"build:{image.name}@{'+'.join(map(str, merged or (platform,)))}"
     return BuildRequest(
         node_id=node_id,
         image=image.name,
@@ -82,4 +84,14 @@ def build_request(
         workdir=state_dir / "work" / safe_name(node_id),
         builder=image.builder,
         cache_repo=image.cache,
+        platforms=merged,
     )
+
+
+def mergeable(image: Image, backend_name: str) -> bool:
+    """Whether one buildx call may build all of the image's platforms: nothing differs
+    per platform but the platform itself (no image() pin, the same build arguments)."""
+    if backend_name != "buildx" or len(image.platforms) < 2:
+        return False
+    first = image.args[image.platforms[0]]
+    return not image.pins(image.platforms[0]) and all(image.args[p] == first for p in image.platforms)

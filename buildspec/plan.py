@@ -45,8 +45,10 @@ def _args_for_json(image: Image) -> dict[str, str]:
 def _command(project: Project, options: PlanOptions, node: Mapping[str, Any]) -> list[list[str]]:
     image = project.images[node["image"]]
     backend = options.backends[image.name][0]
-    request = build_request(project, image, node["platform"], state_dir=options.state_dir,
-                            insecure_registries=options.insecure_registries)
+    platforms = graphs.platforms_of(node)
+    request = build_request(project, image, platforms[0], state_dir=options.state_dir,
+                            insecure_registries=options.insecure_registries,
+                            merged=platforms if len(platforms) > 1 else ())
     return backend.commands(request)
 
 
@@ -98,7 +100,9 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
         if attrs["image"] is not None:
             item["image"] = attrs["image"]
         if attrs["kind"] == "build":
-            item["platform"] = str(attrs["platform"])
+            platforms = [str(p) for p in graphs.platforms_of(attrs)]
+            item["platform"] = "+".join(platforms)
+            item["platforms"] = platforms
         item["needs"] = graphs.needs_of(graph, node)
         if options.commands and attrs["kind"] == "build":
             item["commands"] = _command(project, options, attrs)
@@ -181,7 +185,7 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
             after = f"  [dim]after {', '.join(needs)}[/dim]" if needs and attrs["kind"] == "build" else ""
             if attrs["kind"] == "build":
                 image = project.images[attrs["image"]]
-                push = f"{image.repository}:{image.platform_tags[attrs['platform']]}"
+                push = f"{image.repository}:" + ", ".join(image.platform_tags[p] for p in graphs.platforms_of(attrs))
                 console.print(f"    {node}  [dim]-> {push}[/dim]{after}")
                 if options.commands:
                     for argv in _command(project, options, attrs):

@@ -33,7 +33,7 @@ from buildspec.executor import (
 from buildspec.jobs import build_request
 from buildspec.platform import Platform
 from buildspec.registry.client import RegistryClient
-from buildspec.registry.index import IndexEntry, publish_index
+from buildspec.registry.index import IndexEntry, publish_index, select_child
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
 
 ANNOTATED_LABELS = "org.opencontainers.image."
@@ -103,22 +103,28 @@ def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOption
         return Task(node, needs, lambda ctx: Outcome(True, "every build succeeded"), label="publish gate")
     image = project.images[attrs["image"]]
     if attrs["kind"] == "build":
-        return Task(node, needs, _expected_failures(_build_action(project, image, attrs["platform"], options)))
-    return Task(node, needs, _expected_failures(_manifest_action(image, client)))
+        action = _build_action(project, plan, image, graphs.platforms_of(attrs), options, client)
+        return Task(node, needs, _expected_failures(action))
+    return Task(node, needs, _expected_failures(_manifest_action(image, plan, client)))
+
+
+def _built_digest(ctx: TaskContext, plan: nx.DiGraph[str], image: str, platform: Platform) -> str:
+    """The digest a build of this run pushed for ``image`` on ``platform``; KeyError if none did."""
+    return str(ctx.results_of(graphs.build_node(plan, image, platform)).data["digests"][str(platform)])  # type: ignore[index]
 
 
 def _build_action(
-    project: Project, image: Image, platform: Platform, options: RunOptions
+    project: Project, plan: nx.DiGraph[str], image: Image, platforms: tuple[Platform, ...], options: RunOptions,
+    client: RegistryClient,
 ) -> Callable[[TaskContext], Outcome]:
     backend = options.backends[image.name][0]
+    merged = platforms if len(platforms) > 1 else ()
 
     def action(ctx: TaskContext) -> Outcome:
-        pins: dict[str, str] = {}
-        for pin in image.pins(platform):
-            digest = ctx.results_of(graphs.build_id(pin.target, platform)).data["digest"]
-            pins[pin.target] = f"{project.images[pin.target].repository}@{digest}"
-        request = build_request(project, image, platform, state_dir=options.state_dir,
-                                insecure_registries=options.insecure_registries, pins=pins)
+        pins = {pin.target: f"{project.images[pin.target].repository}@{_built_digest(ctx, plan, pin.target, p)}"
+                for p in platforms for pin in image.pins(p)}
+        request = build_request(project, image, platforms[0], state_dir=options.state_dir,
+                                insecure_registries=options.insecure_registries, pins=pins, merged=merged)
         request.workdir.mkdir(parents=True, exist_ok=True)
         for argv in backend.commands(request):
             status = ctx.run(argv)
@@ -126,19 +132,35 @@ def _build_action(
                 return Outcome(False, f"{argv[0]} {argv[1] if len(argv) > 1 else ''} exited with {status}")
         digest = backend.read_digest(request)
         ctx.log(f"pushed {request.push_ref}@{digest}")
-        return Outcome(True, digest, {"digest": digest, "platform": str(platform)})
+        digests = _retag_platforms(ctx, client, image, merged, digest) if merged else {str(platforms[0]): digest}
+        return Outcome(True, digest, {"digests": digests})
 
     return action
 
 
-def _manifest_action(image: Image, client: RegistryClient) -> Callable[[TaskContext], Outcome]:
+def _retag_platforms(ctx: TaskContext, client: RegistryClient, image: Image, platforms: tuple[Platform, ...],
+                     index_digest: str) -> dict[str, str]:
+    """A merged build pushed one index: give each platform's image its own platform tag,
+    so the registry holds what separate builds would have pushed."""
+    where = f"{image.repository}@{index_digest}"
+    index = client.get_manifest(where).json()
+    digests: dict[str, str] = {}
+    for platform in platforms:
+        child = client.get_manifest(f"{image.repository}@{select_child(index, platform, where)['digest']}")
+        client.put_manifest(image.repository, image.platform_tags[platform], child.media_type, child.body)
+        ctx.log(f"tagged {image.repository}:{image.platform_tags[platform]} -> {child.digest}")
+        digests[str(platform)] = child.digest
+    return digests
+
+
+def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient) -> Callable[[TaskContext], Outcome]:
     annotations = {k: v for k, v in image.labels.items() if k.startswith(ANNOTATED_LABELS)}
 
     def action(ctx: TaskContext) -> Outcome:
         entries = []
         for platform in image.platforms:
             try:
-                digest = str(ctx.results_of(graphs.build_id(image.name, platform)).data["digest"])
+                digest = _built_digest(ctx, plan, image.name, platform)
             except KeyError:  # built by another job (--manifests-only): find it by its platform tag
                 ref = f"{image.repository}:{image.platform_tags[platform]}"
                 try:
@@ -161,9 +183,10 @@ def _manifest_action(image: Image, client: RegistryClient) -> Callable[[TaskCont
 
 def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummary:
     manifest = run.results.get(graphs.manifest_id(image.name))
-    builds = {p: run.results[graphs.build_id(image.name, p)] for p in image.platforms
-              if graphs.build_id(image.name, p) in run.results}
-    platform_digests = {str(p): str(r.data["digest"]) for p, r in builds.items() if "digest" in r.data}
+    builds = {p: run.results[node] for p in image.platforms
+              if (node := graphs.build_node(plan, image.name, p)) in run.results}
+    platform_digests = {str(p): str(r.data["digests"][str(p)]) for p, r in builds.items()  # type: ignore[index]
+                        if "digests" in r.data}
     if manifest is not None and "manifests" in manifest.data:
         platform_digests = {str(k): str(v) for k, v in dict(manifest.data["manifests"]).items()}  # type: ignore[call-overload]
     results = [*builds.values(), *([manifest] if manifest else [])]

@@ -31,6 +31,9 @@ class BuildRequest:
     builder: str | None = None  # buildx --builder
     cache_repo: str | None = None  # kaniko --cache-repo / buildx registry cache, when asked for
     options: Mapping[str, str] = field(default_factory=dict)  # backend-specific settings
+    # Set only for a merged build (buildx): one call builds all of these platforms and
+    # pushes an index under push_ref; ``platform`` is then the first of them.
+    platforms: tuple[Platform, ...] = ()
 
 
 class Backend(Protocol):

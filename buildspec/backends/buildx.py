@@ -1,4 +1,11 @@
-"""``docker buildx build``: one invocation per (image, platform).
+"""``docker buildx build``: one invocation per (image, platform), or per image.
+
+When nothing forces separate builds (no ``image()`` pin, the same arguments on
+every platform), buildspec merges an image's platforms into one call
+(``request.platforms``): BuildKit then builds them in one session, which is
+what makes ``docker buildx bake`` fast. That call pushes an index under the
+first platform tag; run.py then re-tags each platform's image under its own
+platform tag, so the registry ends up as with separate builds.
 
 The per-platform image is pushed under its platform tag (``request.push_ref``) and
 buildspec assembles the multi-platform index itself afterwards.
@@ -42,7 +49,7 @@ class BuildxBackend:
         self.docker = docker
 
     def commands(self, request: BuildRequest) -> list[list[str]]:
-        platform = str(request.platform.normalized())
+        platform = ",".join(str(p.normalized()) for p in request.platforms or (request.platform,))
         argv = [self.docker, "buildx", "build", "--platform", platform]
         argv += ["-f", str(request.dockerfile)]
         if request.target:
@@ -77,5 +84,6 @@ class BuildxBackend:
 
 def cache_ref_for(request: BuildRequest) -> str:
     """One cache tag per image and platform: builds must not overwrite each other's cache."""
-    tag = _TAG_UNSAFE.sub("-", f"buildcache-{request.image}-{request.platform.normalized().slug}")
+    slugs = "-".join(p.normalized().slug for p in request.platforms or (request.platform,))
+    tag = _TAG_UNSAFE.sub("-", f"buildcache-{request.image}-{slugs}")
     return f"{request.cache_repo}:{tag[:128]}"

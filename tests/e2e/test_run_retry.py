@@ -47,9 +47,12 @@ def runs(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         for mode, n in failures.items()
     }
 
+    # mktemp is not thread-safe (the base folder is made lazily): make the folders first.
+    folders = {mode: tmp_path_factory.mktemp(mode) for mode in failures}
+
     def one(mode: str) -> Outcome:
         proxy = proxies[mode]
-        project = copy_fixture("single", tmp_path_factory.mktemp(mode))
+        project = copy_fixture("single", folders[mode])
         prefix = unique_prefix(proxy.address, f"retry-{mode}")
         result = run_cli(
             ["run", "--set", f"registry={prefix}", "--set", f"busybox={env.base_image}"],

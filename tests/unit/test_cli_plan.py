@@ -125,7 +125,7 @@ def test_plan_does_not_depend_on_the_working_directory(
 
 def test_quickstart_json_shape(workspace: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     where = workspace["quickstart"]
-    data = json.loads(plan(capsys, where / "Buildfile", "--format", "json"))
+    data = json.loads(plan(capsys, where / "Buildfile", "--format", "json", "--no-merge"))
     assert data["version"] == 1
     assert data["buildfile"] == str(where / "Buildfile")
     assert data["publish"] == "atomic"
@@ -162,7 +162,7 @@ def test_quickstart_json_shape(workspace: dict[str, Path], capsys: pytest.Captur
     nodes = {n["id"]: n for n in data["nodes"]}
     assert nodes["build:app@linux/arm64"] == {
         "id": "build:app@linux/arm64", "kind": "build", "image": "app", "platform": "linux/arm64",
-        "needs": ["build:base@linux/arm64"],
+        "platforms": ["linux/arm64"], "needs": ["build:base@linux/arm64"],
     }
     assert nodes["build:base@linux/amd64"]["needs"] == []
     assert nodes["manifest:base"]["kind"] == "manifest"
@@ -179,12 +179,29 @@ def test_quickstart_json_shape(workspace: dict[str, Path], capsys: pytest.Captur
     ]
 
 
+def test_quickstart_merges_the_platforms_of_base_but_not_of_app(
+    workspace: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # base has nothing per platform: one buildx call builds both. app pins base's image per
+    # platform (image(base)), so each of its platforms is a build of its own.
+    data = json.loads(plan(capsys, workspace["quickstart"] / "Buildfile", "--format", "json", "--commands"))
+    nodes = {n["id"]: n for n in data["nodes"]}
+    merged = nodes["build:base@linux/amd64+linux/arm64"]
+    assert merged["platforms"] == ["linux/amd64", "linux/arm64"]
+    (argv,) = merged["commands"]
+    assert argv[:5] == ["docker", "buildx", "build", "--platform", "linux/amd64,linux/arm64"]
+    assert argv[argv.index("--tag") + 1] == "127.0.0.1:5000/quickstart/base:1.0.0-linux-amd64"
+    assert nodes["build:app@linux/arm64"]["needs"] == ["build:base@linux/amd64+linux/arm64"]
+    assert data["waves"][:2] == [["build:base@linux/amd64+linux/arm64"],
+                                 ["build:app@linux/amd64", "build:app@linux/arm64"]]
+
+
 def test_quickstart_commands_in_json(workspace: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     where = workspace["quickstart"]
     data = json.loads(plan(capsys, where / "Buildfile", "--format", "json", "--commands"))
     (argv,) = next(n for n in data["nodes"] if n["id"] == "build:app@linux/arm64")["commands"]
     assert argv[:5] == ["docker", "buildx", "build", "--platform", "linux/arm64"]
-    assert "BASE_IMAGE=127.0.0.1:5000/quickstart/base@<digest of build:base@linux/arm64>" in argv
+    assert "BASE_IMAGE=127.0.0.1:5000/quickstart/base@<digest of base for linux/arm64>" in argv
     assert argv[argv.index("--tag") + 1] == "127.0.0.1:5000/quickstart/app:1.0.0-linux-arm64"
     assert argv[-1] == str(where / "app")
 

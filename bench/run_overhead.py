@@ -44,7 +44,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def bake_text(n: int, registry: str, labels: dict[str, dict[str, str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def generate(folder: Path, n: int, registry: str, base: str, exe: str) -> None:
+def generate(folder: Path, n: int, registry: str, base: str, exe: str) -> dict[str, dict[str, str]]:
     """Contexts, the Buildfile, and the bake file made from buildspec's own plan."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -147,6 +148,7 @@ def generate(folder: Path, n: int, registry: str, base: str, exe: str) -> None:
             raise BenchError(f"{name}: unexpected plan {image['tags']} {image['args']} {image['backend']}")
     labels = {name: dict(image["labels"]) for name, image in images.items()}
     (folder / "docker-bake.hcl").write_text(bake_text(n, registry, labels), encoding="utf-8")
+    return labels
 
 
 # ---------------------------------------------------------------- running
@@ -160,24 +162,51 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+DAEMONS = ("dockerd", "containerd", "docker-registry")
+
+
+def daemon_cpu() -> float:
+    """CPU seconds used so far by the daemons and their reaped children (runc, qemu in RUN steps).
+
+    Machine-wide: whatever else uses the daemon meanwhile is counted too, so it is indicative.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if comm in DAEMONS:
+            total += sum(int(x) for x in rest[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
 @dataclass
 class Sample:
     seconds: float
+    cpu: float = 0.0  # user + system of the tool and every child it waited for (docker CLI, buildx)
+    daemon_cpu: float = 0.0  # see daemon_cpu()
     log: str = field(repr=False, default="")  # stdout + stderr of the tool
 
 
 def run_timed(argv: Sequence[str], cwd: Path, env: dict[str, str], what: str) -> Sample:
     with tempfile.TemporaryFile() as out:
+        daemons = daemon_cpu()
         start = time.perf_counter()
-        result = subprocess.run(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, check=False)
+        process = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
+        daemons = daemon_cpu() - daemons
+        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         log = out.read().decode("utf-8", "replace")
-    if result.returncode != 0:
+    if process.returncode != 0:
         tail = "\n  ".join(log.strip().splitlines()[-20:])
-        raise BenchError(f"{what}: {' '.join(argv)} exited {result.returncode}:\n  {tail}")
-    return Sample(seconds, log)
+        raise BenchError(f"{what}: {' '.join(argv)} exited {process.returncode}:\n  {tail}")
+    return Sample(seconds, usage.ru_utime + usage.ru_stime, daemons, log)
 
 
 def quiet(argv: Sequence[str]) -> str:
@@ -334,6 +363,7 @@ class Bench:
         self.project = root / "project"
         self.prefix = f"{registry}/bench-run-{uid}"
         self.retried: list[str] = []
+        self.labels: dict[str, dict[str, str]] = {}
 
     def say(self, text: str) -> None:
         if self.log:
@@ -387,28 +417,101 @@ class Bench:
                 wait_for_services(self.registry, self.docker)
         raise AssertionError("unreachable")
 
+    # ------------------------------------------------------------ --what-if
+
+    def buildx_argv(self, i: int, platforms: Sequence[str], tag: str) -> list[str]:
+        """What buildspec's buildx backend runs, for ``platforms`` at once."""
+        ctx = self.project / name_of(i)
+        argv = [self.docker, "buildx", "build", "--platform", ",".join(platforms), "-f", str(ctx / "Dockerfile")]
+        for key, value in sorted(self.labels[name_of(i)].items()):
+            argv += ["--label", f"{key}={value}"]
+        return [*argv, "--provenance=false", "--tag", tag, "--push", "--progress=plain", str(ctx)]
+
+    def one_platform_bake(self, prefix: str) -> list[str]:
+        """One bake call whose targets are buildspec's build nodes: one platform each, platform tags."""
+        targets = {}
+        for i in range(self.n):
+            for platform in PLATFORMS:
+                slug = platform.replace("/", "-")
+                targets[f"{name_of(i)}-{slug}"] = {
+                    "context": name_of(i), "platforms": [platform], "labels": self.labels[name_of(i)],
+                    "tags": [f"{prefix}/{name_of(i)}:{VERSION}-{slug}"],
+                    "attest": ["type=provenance,disabled=true"], "output": ["type=registry"],
+                }
+        path = self.root / f"one-platform-{uuid.uuid4().hex[:6]}.json"
+        path.write_text(json.dumps({"group": {"default": {"targets": list(targets)}}, "target": targets}),
+                        encoding="utf-8")
+        return [self.docker, "buildx", "bake", "-f", str(path), "--progress", "plain",
+                "--metadata-file", str(path.with_suffix(".metadata.json"))]
+
+    def in_parallel(self, argvs: Sequence[list[str]], jobs: int) -> None:
+        def one(argv: list[str]) -> None:
+            run_timed(argv, self.project, clean_env(), "what-if")
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(one, argv) for argv in argvs]:
+                future.result()
+
+    def what_if(self, rounds: int, jobs: Sequence[int]) -> list[str]:
+        """The docker calls each proposal would make, timed cold and warm like the tools."""
+        def bake(prefix: str) -> None:
+            argv, env = self.argv(Tool("bake"), prefix)
+            run_timed(argv, self.project, env, "what-if bake")
+
+        def batched(prefix: str) -> None:
+            run_timed(self.one_platform_bake(prefix), self.project, clean_env(), "what-if bake")
+
+        cases: dict[str, Callable[[str], None]] = {
+            f"bake, {self.n} targets x {len(PLATFORMS)} platforms (the reference)": bake,
+            f"bake, {self.n * len(PLATFORMS)} one-platform targets in one call (batch proposal)": batched,
+        }
+        def merged(j: int) -> Callable[[str], None]:
+            def case(prefix: str) -> None:
+                # One staging tag per image: buildx pushes an index there, buildspec would read it.
+                self.in_parallel([self.buildx_argv(i, PLATFORMS, f"{prefix}/{name_of(i)}:staging")
+                                  for i in range(self.n)], j)
+            return case
+
+        def per_platform(j: int) -> Callable[[str], None]:
+            def case(prefix: str) -> None:
+                self.in_parallel([self.buildx_argv(i, [p], f"{prefix}/{name_of(i)}:{VERSION}-{p.replace('/', '-')}")
+                                  for i in range(self.n) for p in PLATFORMS], j)
+            return case
+
+        for j in jobs:
+            cases[f"buildx, {self.n} two-platform calls, {j} at a time (merge proposal)"] = merged(j)
+            cases[f"buildx, {self.n * len(PLATFORMS)} one-platform calls, {j} at a time (buildspec's calls)"] = (
+                per_platform(j))
+        labels = list(cases)
+        samples: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
+        for r in range(1, rounds + 1):
+            shift = (r - 1) % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                prefix = f"{self.prefix}/whatif-r{r}-{labels.index(label)}"
+                make_cold(self.docker, self.prefix)
+                times = []
+                for _ in ("cold", "warm"):
+                    start = time.perf_counter()
+                    cases[label](prefix)
+                    times.append(time.perf_counter() - start)
+                samples[label].append((times[0], times[1]))
+                self.say(f"what-if round {r}: {label}: cold {times[0]:.2f}s warm {times[1]:.2f}s")
+        width = max(len(label) for label in labels)
+        return [f"{label:<{width}}  cold {median([c for c, _ in v]):6.2f}s  warm {median([w for _, w in v]):6.2f}s"
+                for label, v in samples.items()]
+
     # ------------------------------------------------------------ --diagnose
 
     def diagnose(self, rounds: int) -> list[str]:
         """Single-platform buildx calls against one two-platform call, on img0, cold and warm."""
-        ctx = self.project / name_of(0)
         out = []
 
         def build(platforms: Sequence[str], tag: str) -> list[str]:
-            return [self.docker, "buildx", "build", "--platform", ",".join(platforms), "-f",
-                    str(ctx / "Dockerfile"), "--provenance=false", "--tag", tag, "--push",
-                    "--progress=plain", str(ctx)]
+            return self.buildx_argv(0, platforms, tag)
 
         def timed(argvs: Sequence[list[str]], parallel: bool) -> float:
             start = time.perf_counter()
-            if parallel:
-                procs = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          env=clean_env()) for a in argvs]
-                if any(p.wait() != 0 for p in procs):
-                    raise BenchError(f"diagnose: {argvs[0][:5]} failed")
-            else:
-                for a in argvs:
-                    quiet(a)
+            self.in_parallel(argvs, len(argvs) if parallel else 1)
             return time.perf_counter() - start
 
         samples: dict[str, list[float]] = {}
@@ -433,9 +536,12 @@ class Bench:
             quiet([self.docker, "buildx", "version"])
             cli.append(time.perf_counter() - start)
         samples["docker buildx version (CLI start)"] = cli
-        start = time.perf_counter()
-        quiet([self.exe, "plan", "-f", str(self.project / "Buildfile"), "--format", "json"])
-        samples["buildspec plan of the Buildfile (Python start + load)"] = [time.perf_counter() - start]
+        plans = []
+        for _ in range(3):
+            start = time.perf_counter()
+            quiet([self.exe, "plan", "-f", str(self.project / "Buildfile"), "--format", "json", "--backend", "buildx"])
+            plans.append(time.perf_counter() - start)
+        samples["buildspec plan --backend buildx of the Buildfile (Python start, imports, load)"] = plans
         width = max(len(k) for k in samples)
         for label, values in samples.items():
             out.append(f"{label:<{width}}  {statistics.median(values):6.2f}s  "
@@ -463,7 +569,8 @@ def median(values: Sequence[float]) -> float:
 def report(pairs: Sequence[Pair], tools: Sequence[Tool], rounds: int, n: int, default_j: int) -> list[str]:
     lines = [f"buildspec run vs docker buildx bake: {n} images x {len(PLATFORMS)} platforms, "
              f"median of {rounds} round(s); buildspec's default -j here is {default_j}"]
-    header = ("tool", "cold s", "warm s", "cold ratio", "warm ratio", "cold runs", "warm runs")
+    header = ("tool", "cold s", "warm s", "cold ratio", "warm ratio", "cold runs", "warm runs",
+              "client CPU s c/w", "daemon CPU s c/w")
     rows = [header]
     bake = [p for p in pairs if p.tool == "bake"]
     bake_cold = median([p.cold.seconds for p in bake]) if bake else None
@@ -479,6 +586,8 @@ def report(pairs: Sequence[Pair], tools: Sequence[Tool], rounds: int, n: int, de
             "-" if tool.is_bake or not bake_warm else f"{warm / bake_warm:.2f}",
             " ".join(f"{p.cold.seconds:.1f}" for p in mine),
             " ".join(f"{p.warm.seconds:.1f}" for p in mine),
+            f"{median([p.cold.cpu for p in mine]):.1f} / {median([p.warm.cpu for p in mine]):.1f}",
+            f"{median([p.cold.daemon_cpu for p in mine]):.1f} / {median([p.warm.daemon_cpu for p in mine]):.1f}",
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
@@ -551,6 +660,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also time buildspec with these -j values (default: only its default -j)")
     parser.add_argument("--diagnose", action="store_true",
                         help="also time single-platform buildx calls against one two-platform call")
+    parser.add_argument("--what-if", type=lambda s: [int(x) for x in s.split(",") if x], metavar="J,J",
+                        help="also time the proposals' raw docker calls, without buildspec: one bake of "
+                             "one-platform targets, and two-platform and one-platform buildx calls J at a "
+                             "time (buildspec's default -j is always among the J)")
     parser.add_argument("--registry", default=registry, help=f"registry host:port (default {registry})")
     parser.add_argument("--base", default=base, help=f"the multi-arch base image (default {base})")
     parser.add_argument("--keep", action="store_true", help="keep the generated folder and print where")
@@ -571,13 +684,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="buildspec-run-bench-"))
     pairs: list[Pair] = []
     diagnosis: list[str] = []
+    what_if: list[str] = []
     default_j = buildspec_default_jobs()
     try:
         exe = args.buildspec or find_buildspec()
         bench = Bench(root, args.images, args.registry, uid, exe, args.docker,
                       shutil.which("skopeo"), not args.quiet)
         quiet([args.docker, "buildx", "version"])
-        generate(bench.project, args.images, f"{bench.prefix}/default", args.base, exe)
+        bench.labels = generate(bench.project, args.images, f"{bench.prefix}/default", args.base, exe)
         bench.say(f"generated {args.images} images in {bench.project}; repositories under {bench.prefix}")
         for r in range(1, args.rounds + 1):
             shift = (r - 1) % len(tools)  # alternate who goes first
@@ -585,6 +699,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pairs.append(bench.pair_retried(r, tool, args.retries))
         if args.diagnose:
             diagnosis = bench.diagnose(args.rounds)
+        if args.what_if:
+            what_if = bench.what_if(args.rounds, sorted({default_j, *args.what_if}))
     except BenchError as e:
         print(f"run_overhead: error: {e}", file=sys.stderr)
         return 1
@@ -607,6 +723,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"buildx calls on one image (median of {args.rounds}):")
         for line in diagnosis:
             print("  " + line)
+    if what_if:
+        print(f"what the proposals would cost: the same {args.images} images without buildspec "
+              f"(median of {args.rounds}, cold and warm as above):")
+        for line in what_if:
+            print("  " + line)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "date": dt.date.today().isoformat(),
@@ -614,9 +735,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rounds": args.rounds,
             "default_jobs": default_j,
             "runs": [{"round": p.round, "tool": p.tool, "cold_s": p.cold.seconds, "warm_s": p.warm.seconds,
+                      "cold_cpu_s": p.cold.cpu, "warm_cpu_s": p.warm.cpu,
+                      "cold_daemon_cpu_s": p.cold.daemon_cpu, "warm_daemon_cpu_s": p.warm.daemon_cpu,
                       "cold_run_steps": p.cold_steps, "warm_run_steps": p.warm_steps,
                       "verified": p.verified} for p in pairs],
             "diagnosis": diagnosis,
+            "what_if": what_if,
         }, indent=2) + "\n", encoding="utf-8")
     return 0
 

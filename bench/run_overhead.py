@@ -31,7 +31,9 @@ error), 1 when a tool failed or a pushed index is wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import re
@@ -44,7 +46,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,7 @@ PLATFORMS = ("linux/amd64", "linux/arm64")
 VERSION = "1.0.0"
 TARGET_RATIO = 1.15  # buildspec / bake, cold and warm
 ENV_FILE = Path("/var/lib/buildspec-env/env")
+LOCK_FILE = Path(tempfile.gettempdir()) / "buildspec-run-overhead.lock"
 
 # Variables that would change what either tool does: CI detection, overrides.
 _SCRUB_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "BUILDX_BAKE_", "BAKE_")
@@ -484,21 +487,31 @@ class Bench:
                 per_platform(j))
         labels = list(cases)
         samples: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
+        retried: list[str] = []
         for r in range(1, rounds + 1):
             shift = (r - 1) % len(labels)
-            for label in labels[shift:] + labels[:shift]:
-                prefix = f"{self.prefix}/whatif-r{r}-{labels.index(label)}"
-                make_cold(self.docker, self.prefix)
-                times = []
-                for _ in ("cold", "warm"):
-                    start = time.perf_counter()
-                    cases[label](prefix)
-                    times.append(time.perf_counter() - start)
+            for label in [*labels[shift:], *labels[:shift]]:
+                for attempt in range(2):  # once more, in fresh repositories, if the registry hiccups
+                    prefix = f"{self.prefix}/whatif-r{r}-{labels.index(label)}"
+                    prefix += f"-retry{attempt}" if attempt else ""
+                    make_cold(self.docker, self.prefix)
+                    try:
+                        times = []
+                        for _ in ("cold", "warm"):
+                            start = time.perf_counter()
+                            cases[label](prefix)
+                            times.append(time.perf_counter() - start)
+                        break
+                    except BenchError as e:
+                        if attempt:
+                            raise
+                        retried.append(f"retried: round {r} {label}: {str(e).splitlines()[-1]}")
+                        wait_for_services(self.registry, self.docker)
                 samples[label].append((times[0], times[1]))
                 self.say(f"what-if round {r}: {label}: cold {times[0]:.2f}s warm {times[1]:.2f}s")
         width = max(len(label) for label in labels)
-        return [f"{label:<{width}}  cold {median([c for c, _ in v]):6.2f}s  warm {median([w for _, w in v]):6.2f}s"
-                for label, v in samples.items()]
+        return [*(f"{label:<{width}}  cold {median([c for c, _ in v]):6.2f}s  warm {median([w for _, w in v]):6.2f}s"
+                  for label, v in samples.items()), *retried]
 
     # ------------------------------------------------------------ --diagnose
 
@@ -680,12 +693,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = [Tool("buildspec"), Tool("bake")]
     tools += [Tool(f"buildspec-j{j}", int(j)) for j in args.jobs.split(",") if j.strip()]
 
+    with exclusive(LOCK_FILE, log=not args.quiet):
+        return measure_and_report(args, tools)
+
+
+def measure_and_report(args: argparse.Namespace, tools: Sequence[Tool]) -> int:
     uid = uuid.uuid4().hex[:8]
     root = Path(tempfile.mkdtemp(prefix="buildspec-run-bench-"))
-    pairs: list[Pair] = []
-    diagnosis: list[str] = []
-    what_if: list[str] = []
     default_j = buildspec_default_jobs()
+    document: dict[str, object] = {"date": dt.date.today().isoformat(), "images": args.images,
+                                   "rounds": args.rounds, "default_jobs": default_j}
+    status = 0
+
+    def save() -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
     try:
         exe = args.buildspec or find_buildspec()
         bench = Bench(root, args.images, args.registry, uid, exe, args.docker,
@@ -693,14 +716,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet([args.docker, "buildx", "version"])
         bench.labels = generate(bench.project, args.images, f"{bench.prefix}/default", args.base, exe)
         bench.say(f"generated {args.images} images in {bench.project}; repositories under {bench.prefix}")
+        pairs: list[Pair] = []
         for r in range(1, args.rounds + 1):
             shift = (r - 1) % len(tools)  # alternate who goes first
-            for tool in tools[shift:] + tools[:shift]:
+            for tool in [*tools[shift:], *tools[:shift]]:
                 pairs.append(bench.pair_retried(r, tool, args.retries))
+        # The main figures first: a failure in the extras below must not lose them.
+        for line in report(pairs, tools, args.rounds, args.images, default_j):
+            print(line)
+        for line in bench.retried:
+            print(f"retried: {line}")
+        last = sorted({f"{p.tool}: {p.verified}" for p in pairs if p.round == args.rounds})
+        print("verified (last round): " + "; ".join(last))
+        sys.stdout.flush()
+        document["runs"] = [
+            {"round": p.round, "tool": p.tool, "cold_s": p.cold.seconds, "warm_s": p.warm.seconds,
+             "cold_cpu_s": p.cold.cpu, "warm_cpu_s": p.warm.cpu,
+             "cold_daemon_cpu_s": p.cold.daemon_cpu, "warm_daemon_cpu_s": p.warm.daemon_cpu,
+             "cold_phases": p.cold_phases.__dict__ if p.cold_phases else None,
+             "warm_phases": p.warm_phases.__dict__ if p.warm_phases else None,
+             "cold_run_steps": p.cold_steps, "warm_run_steps": p.warm_steps,
+             "verified": p.verified} for p in pairs]
+        document["retried"] = bench.retried
+        save()
+        extras: list[tuple[str, Callable[[], list[str]], str]] = []
         if args.diagnose:
-            diagnosis = bench.diagnose(args.rounds)
+            extras.append(("diagnosis", lambda: bench.diagnose(args.rounds),
+                           f"buildx calls on one image (median of {args.rounds}):"))
         if args.what_if:
-            what_if = bench.what_if(args.rounds, sorted({default_j, *args.what_if}))
+            extras.append(("what_if", lambda: bench.what_if(args.rounds, sorted({default_j, *args.what_if})),
+                           f"what the proposals would cost: the same {args.images} images without buildspec "
+                           f"(median of {args.rounds}, cold and warm as above):"))
+        for key, measure, title in extras:
+            try:
+                lines = measure()
+            except BenchError as e:
+                print(f"run_overhead: error in --{key.replace('_', '-')}: {e}", file=sys.stderr)
+                status = 1
+                continue
+            print(title)
+            for line in lines:
+                print("  " + line)
+            document[key] = lines
+            save()
     except BenchError as e:
         print(f"run_overhead: error: {e}", file=sys.stderr)
         return 1
@@ -713,36 +771,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"generated folder kept in {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
+    return status
 
-    for line in report(pairs, tools, args.rounds, args.images, default_j):
-        print(line)
-    for line in bench.retried:
-        print(f"retried: {line}")
-    print("verified: " + "; ".join(sorted({f"{p.tool}: {p.verified}" for p in pairs if p.round == args.rounds})))
-    if diagnosis:
-        print(f"buildx calls on one image (median of {args.rounds}):")
-        for line in diagnosis:
-            print("  " + line)
-    if what_if:
-        print(f"what the proposals would cost: the same {args.images} images without buildspec "
-              f"(median of {args.rounds}, cold and warm as above):")
-        for line in what_if:
-            print("  " + line)
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "date": dt.date.today().isoformat(),
-            "images": args.images,
-            "rounds": args.rounds,
-            "default_jobs": default_j,
-            "runs": [{"round": p.round, "tool": p.tool, "cold_s": p.cold.seconds, "warm_s": p.warm.seconds,
-                      "cold_cpu_s": p.cold.cpu, "warm_cpu_s": p.warm.cpu,
-                      "cold_daemon_cpu_s": p.cold.daemon_cpu, "warm_daemon_cpu_s": p.warm.daemon_cpu,
-                      "cold_run_steps": p.cold_steps, "warm_run_steps": p.warm_steps,
-                      "verified": p.verified} for p in pairs],
-            "diagnosis": diagnosis,
-            "what_if": what_if,
-        }, indent=2) + "\n", encoding="utf-8")
-    return 0
+
+@contextlib.contextmanager
+def exclusive(path: Path, log: bool) -> Iterator[None]:
+    """One run of this benchmark at a time on a machine: each one prunes the others' build cache."""
+    with path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log:
+                print(f"  waiting for another run_overhead.py to finish (lock {path})", file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 if __name__ == "__main__":

@@ -431,8 +431,8 @@ def test_the_reporter_hears_everything_in_order(tmp_path: Path) -> None:
     ]
 
 
-def test_default_jobs_is_at_least_two() -> None:
-    assert default_jobs() >= 2
+def test_default_jobs_is_at_least_four() -> None:
+    assert default_jobs() >= 4
 
 
 # --- the scheduler's invariants, on random graphs ---------------------------------------

@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="build, push and publish the multi-platform indexes")
     common(run)
-    run.add_argument("-j", "--jobs", type=_positive, metavar="N", help="builds at once (default: twice the CPU count, at least 4)")
+    run.add_argument("-j", "--jobs", type=_positive, metavar="N",
+                     help="builds at once (default: twice the CPU count, at least 4)")
     run.add_argument("-k", "--keep-going", action="store_true",
                      help="go on with everything that does not depend on a failure")
     run.add_argument("--metadata-file", metavar="FILE", help="write the run's result as JSON")

@@ -1,9 +1,11 @@
 """Stage 6: run the execution graph: per-platform builds, then the manifest step.
 
 Each graph node becomes an executor Task:
-  build:X@p   backend argv lists (the ones `plan --commands` shows), then the digest
-  publish     the atomic-publishing gate: nothing to do, it only orders
-  manifest:X  assemble X's index from its builds' digests and push it under every tag
+  build:X@p      backend argv lists (the ones `plan --commands` shows), then the digest
+  build:X@p1+p2  a merged buildx build: one call, then each platform's image is
+                 tagged under its own platform tag
+  publish        the atomic-publishing gate: nothing to do, it only orders
+  manifest:X     assemble X's index from its builds' digests and push it under every tag
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCo
     client = RegistryClient(insecure_registries=options.insecure_registries)
     try:
         _check_registries(project, plan, client)
-        tasks = [_task(project, plan, node, options, client) for node in nx.topological_sort(plan)]
+        # In the plan's order, wave by wave, so that `run -j 1` does what `plan` lists.
+        tasks = [_task(project, plan, node, options, client) for wave in graphs.waves(plan) for node in wave]
         result = execute(
             tasks,
             jobs=options.jobs or default_jobs(),

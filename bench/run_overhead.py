@@ -20,9 +20,22 @@ uploaded alike by both). After every run each index is checked over plain HTTP (
 with skopeo when present): an index with exactly linux/amd64 and linux/arm64, each child
 a manifest whose config names that platform.
 
-    python bench/run_overhead.py                      # 20 images, 3 rounds
-    python bench/run_overhead.py --rounds 5 --jobs 4,8  # also buildspec -j 4 and -j 8
-    python bench/run_overhead.py --diagnose           # plus single vs two-platform buildx calls
+Besides wall time it reports the CPU time of each tool's process tree (``os.wait4``: the
+docker CLI and buildx plugin processes buildspec starts are included) and, indicatively, of
+dockerd + containerd + the registry (machine-wide, so other users of the daemon count too),
+and, from buildspec's ``--progress plain`` lines, how its time splits between the builds, the
+publish gate + manifests, and what happens outside the executor (start, imports, plan).
+
+    python bench/run_overhead.py                              # 20 images, 3 rounds
+    python bench/run_overhead.py --rounds 5 --jobs 2,8        # also buildspec -j 2 and -j 8
+    python bench/run_overhead.py --variant 'no-merge=--no-merge'  # also `buildspec run --no-merge`
+    python bench/run_overhead.py --diagnose --what-if 8       # plus raw buildx/bake calls, no buildspec
+    python bench/run_overhead.py --no-compare --diagnose      # only the raw calls
+
+Only one run at a time per machine (a lock file): each prunes the build cache. A pair whose
+tool fails is run again once (``--retries``) after the registry and daemon answer, in fresh
+repositories, and the retry is printed: on a shared machine the registry may restart.
+If the buildspec sources change during the run (it is installed editable), a warning says so.
 
 Exit status: 0 when everything ran and verified (a missed target is printed, not an
 error), 1 when a tool failed or a pushed index is wrong.
@@ -37,6 +50,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -337,8 +351,9 @@ def verify(registry: str, prefix: str, n: int, skopeo: str | None) -> str:
 
 @dataclass(frozen=True)
 class Tool:
-    key: str  # "bake", "buildspec", "buildspec-j4"
+    key: str  # "bake", "buildspec", "buildspec-j4", "buildspec-no-merge"
     jobs: int | None = None  # buildspec's -j (None: its default)
+    extra: tuple[str, ...] = ()  # more arguments for `buildspec run` (--variant)
 
     @property
     def is_bake(self) -> bool:
@@ -381,7 +396,7 @@ class Bench:
                 "--set", f"registry={prefix}"]
         if tool.jobs is not None:
             argv += ["-j", str(tool.jobs)]
-        return argv, clean_env()
+        return [*argv, *tool.extra], clean_env()
 
     def buildspec_logs(self) -> list[str]:
         folder = self.project / ".buildspec" / "logs"
@@ -389,6 +404,8 @@ class Bench:
 
     def once(self, tool: Tool, prefix: str, what: str) -> tuple[Sample, tuple[int, int], Phases | None]:
         argv, env = self.argv(tool, prefix)
+        # Only this run's logs: a variant that names its nodes differently (--no-merge) leaves others.
+        shutil.rmtree(self.project / ".buildspec" / "logs", ignore_errors=True)
         sample = run_timed(argv, self.project, env, what)
         if tool.is_bake:
             return sample, run_steps([sample.log]), None
@@ -465,8 +482,8 @@ class Bench:
             run_timed(self.one_platform_bake(prefix), self.project, clean_env(), "what-if bake")
 
         cases: dict[str, Callable[[str], None]] = {
-            f"bake, {self.n} targets x {len(PLATFORMS)} platforms (the reference)": bake,
-            f"bake, {self.n * len(PLATFORMS)} one-platform targets in one call (batch proposal)": batched,
+            f"bake, {self.n} targets x {len(PLATFORMS)} platforms (the reference; = merged builds batched)": bake,
+            f"bake, {self.n * len(PLATFORMS)} one-platform targets in one call (per-platform builds batched)": batched,
         }
         def merged(j: int) -> Callable[[str], None]:
             def case(prefix: str) -> None:
@@ -482,8 +499,8 @@ class Bench:
             return case
 
         for j in jobs:
-            cases[f"buildx, {self.n} two-platform calls, {j} at a time (merge proposal)"] = merged(j)
-            cases[f"buildx, {self.n * len(PLATFORMS)} one-platform calls, {j} at a time (buildspec's calls)"] = (
+            cases[f"buildx, {self.n} two-platform calls, {j} at a time (buildspec's merged builds)"] = merged(j)
+            cases[f"buildx, {self.n * len(PLATFORMS)} one-platform calls, {j} at a time (buildspec --no-merge)"] = (
                 per_platform(j))
         labels = list(cases)
         samples: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
@@ -528,6 +545,7 @@ class Bench:
             return time.perf_counter() - start
 
         samples: dict[str, list[float]] = {}
+        failures: list[str] = []
         for r in range(1, rounds + 1):
             repo = f"{self.prefix}/diag-r{r}"
             cases = {
@@ -538,9 +556,20 @@ class Bench:
                 "1 call, 2 platforms": ([build(PLATFORMS, f"{repo}/multi:1")], False),
             }
             for label, (argvs, parallel) in cases.items():
-                make_cold(self.docker, self.prefix)
-                cold = timed(argvs, parallel)
-                warm = timed(argvs, parallel)
+                for attempt in range(2):
+                    make_cold(self.docker, self.prefix)
+                    try:
+                        cold = timed(argvs, parallel)
+                        warm = timed(argvs, parallel)
+                        break
+                    except BenchError as e:
+                        # Two pushes into one repository at once can race in the registry
+                        # (the platforms share layers): worth knowing, so it is reported.
+                        failures.append(f"round {r} {label}: {str(e).splitlines()[-1].strip()}")
+                        if attempt:
+                            raise
+                        wait_for_services(self.registry, self.docker)
+                        argvs = [[a.replace(f"{repo}/", f"{repo}-retry/") for a in argv] for argv in argvs]
                 samples.setdefault(f"{label}: cold", []).append(cold)
                 samples.setdefault(f"{label}: warm", []).append(warm)
         cli = []
@@ -559,7 +588,7 @@ class Bench:
         for label, values in samples.items():
             out.append(f"{label:<{width}}  {statistics.median(values):6.2f}s  "
                        f"({', '.join(f'{v:.2f}' for v in values)})")
-        return out
+        return out + [f"failed, then retried: {line}" for line in failures]
 
 
 def wait_for_services(registry: str, docker: str, timeout: float = 300.0) -> None:
@@ -656,6 +685,20 @@ def default_registry() -> tuple[str, str]:
     return registry, values.get("BUILDSPEC_BASE_IMAGE", f"{registry}/busybox:1")
 
 
+def source_state() -> str:
+    """The commit of the checkout this script lives in, with +dirty for uncommitted changes.
+
+    buildspec is installed editable: a commit landing during a long run changes what is measured,
+    so main() compares this before and after.
+    """
+    repo = Path(__file__).resolve().parent.parent
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "buildspec"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
 def buildspec_default_jobs() -> int:
     try:
         from buildspec.executor import default_jobs
@@ -671,12 +714,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="cold/warm pairs of each tool (default 3)")
     parser.add_argument("--jobs", default="", metavar="N,N",
                         help="also time buildspec with these -j values (default: only its default -j)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
+                        help="also time `buildspec run ARGS` as buildspec-NAME, e.g. "
+                             "--variant 'no-merge=--no-merge' --variant 'j8=-j 8' (repeatable)")
     parser.add_argument("--diagnose", action="store_true",
                         help="also time single-platform buildx calls against one two-platform call")
     parser.add_argument("--what-if", type=lambda s: [int(x) for x in s.split(",") if x], metavar="J,J",
                         help="also time the proposals' raw docker calls, without buildspec: one bake of "
                              "one-platform targets, and two-platform and one-platform buildx calls J at a "
                              "time (buildspec's default -j is always among the J)")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the buildspec/bake comparison: only --diagnose and --what-if")
     parser.add_argument("--registry", default=registry, help=f"registry host:port (default {registry})")
     parser.add_argument("--base", default=base, help=f"the multi-arch base image (default {base})")
     parser.add_argument("--keep", action="store_true", help="keep the generated folder and print where")
@@ -692,6 +740,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--rounds and --images must be at least 1")
     tools = [Tool("buildspec"), Tool("bake")]
     tools += [Tool(f"buildspec-j{j}", int(j)) for j in args.jobs.split(",") if j.strip()]
+    for variant in args.variant:
+        name, sep, extra = variant.partition("=")
+        if not sep or not name.strip():
+            parser.error(f"--variant expects NAME=ARGS, got {variant!r}")
+        tools.append(Tool(f"buildspec-{name.strip()}", extra=tuple(shlex.split(extra))))
 
     with exclusive(LOCK_FILE, log=not args.quiet):
         return measure_and_report(args, tools)
@@ -701,8 +754,9 @@ def measure_and_report(args: argparse.Namespace, tools: Sequence[Tool]) -> int:
     uid = uuid.uuid4().hex[:8]
     root = Path(tempfile.mkdtemp(prefix="buildspec-run-bench-"))
     default_j = buildspec_default_jobs()
+    source = source_state()
     document: dict[str, object] = {"date": dt.date.today().isoformat(), "images": args.images,
-                                   "rounds": args.rounds, "default_jobs": default_j}
+                                   "rounds": args.rounds, "default_jobs": default_j, "source": source}
     status = 0
 
     def save() -> None:
@@ -717,18 +771,23 @@ def measure_and_report(args: argparse.Namespace, tools: Sequence[Tool]) -> int:
         bench.labels = generate(bench.project, args.images, f"{bench.prefix}/default", args.base, exe)
         bench.say(f"generated {args.images} images in {bench.project}; repositories under {bench.prefix}")
         pairs: list[Pair] = []
-        for r in range(1, args.rounds + 1):
+        for r in range(1, 0 if args.no_compare else args.rounds + 1):
             shift = (r - 1) % len(tools)  # alternate who goes first
             for tool in [*tools[shift:], *tools[:shift]]:
                 pairs.append(bench.pair_retried(r, tool, args.retries))
         # The main figures first: a failure in the extras below must not lose them.
-        for line in report(pairs, tools, args.rounds, args.images, default_j):
-            print(line)
-        for line in bench.retried:
-            print(f"retried: {line}")
-        last = sorted({f"{p.tool}: {p.verified}" for p in pairs if p.round == args.rounds})
-        print("verified (last round): " + "; ".join(last))
-        sys.stdout.flush()
+        if pairs:
+            print(f"buildspec from {source}, load average {os.getloadavg()[0]:.1f} at the end")
+            if source_state() != source:
+                print(f"WARNING: the buildspec sources changed during the run ({source} -> {source_state()}): "
+                      "the rounds did not all measure the same code")
+            for line in report(pairs, tools, args.rounds, args.images, default_j):
+                print(line)
+            for line in bench.retried:
+                print(f"retried: {line}")
+            last = sorted({f"{p.tool}: {p.verified}" for p in pairs if p.round == args.rounds})
+            print("verified (last round): " + "; ".join(last))
+            sys.stdout.flush()
         document["runs"] = [
             {"round": p.round, "tool": p.tool, "cold_s": p.cold.seconds, "warm_s": p.warm.seconds,
              "cold_cpu_s": p.cold.cpu, "warm_cpu_s": p.warm.cpu,
@@ -751,7 +810,8 @@ def measure_and_report(args: argparse.Namespace, tools: Sequence[Tool]) -> int:
             try:
                 lines = measure()
             except BenchError as e:
-                print(f"run_overhead: error in --{key.replace('_', '-')}: {e}", file=sys.stderr)
+                print(f"run_overhead: error in --{key.replace('_', '-').replace('diagnosis', 'diagnose')}: {e}",
+                      file=sys.stderr)
                 status = 1
                 continue
             print(title)

@@ -7,7 +7,7 @@ backend for the digest of the pushed per-platform image.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +41,14 @@ class Backend(Protocol):
 
     def commands(self, request: BuildRequest) -> list[list[str]]:
         """The argv lists that build and push ``request.push_ref``, in order."""
+        ...
+
+    def is_push_step(self, argv: Sequence[str]) -> bool:
+        """Whether ``argv`` (one of ``commands()``) only pushes what an earlier command built.
+
+        ``run`` lets one such step per repository run at a time (see run.py). Backends
+        whose build command pushes too (buildx, kaniko) answer False.
+        """
         ...
 
     def read_digest(self, request: BuildRequest) -> str:

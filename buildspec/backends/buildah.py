@@ -32,12 +32,14 @@ between builds; ``cache`` (a registry cache) still is.
 
 The push names the tag in the destination as well: ``buildah push REF`` with a
 bare ``docker://REPO`` destination would push ``:latest``. ``--digestfile``
-receives the digest of the manifest as pushed.
+receives the digest of the manifest as pushed. The push is a step of its own, so
+``run`` holds it to one at a time per repository (``is_push_step``; see run.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from buildspec.backends.base import BuildRequest
@@ -45,6 +47,7 @@ from buildspec.errors import BuildspecError
 
 DIGEST_FILE = "digest"
 
+_SUBCOMMAND = 7  # its place in argv: buildah --storage-driver D --root R --runroot R <subcommand>
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -79,6 +82,9 @@ class BuildahBackend:
         push = [*base, "push", *tls, "--digestfile", str(request.workdir / DIGEST_FILE)]
         push += [request.push_ref, f"docker://{request.push_ref}"]
         return [bud, push, [*base, "rmi", "--all", "--force"]]
+
+    def is_push_step(self, argv: Sequence[str]) -> bool:
+        return len(argv) > _SUBCOMMAND and argv[_SUBCOMMAND] == "push"
 
     def read_digest(self, request: BuildRequest) -> str:
         return read_digest_file(request.workdir / DIGEST_FILE, tool="buildah push")

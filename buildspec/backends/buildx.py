@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
 from buildspec.backends.base import BuildRequest
 from buildspec.errors import BuildspecError
@@ -69,6 +70,9 @@ class BuildxBackend:
         argv += ["--metadata-file", str(request.workdir / METADATA_FILE)]
         argv += ["--progress=plain", str(request.context)]
         return [argv]
+
+    def is_push_step(self, argv: Sequence[str]) -> bool:
+        return False  # the build pushes (``--push``)
 
     def read_digest(self, request: BuildRequest) -> str:
         path = request.workdir / METADATA_FILE

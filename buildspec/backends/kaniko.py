@@ -45,6 +45,7 @@ from __future__ import annotations
 import os
 import platform as _platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from buildspec.backends.base import BuildRequest
@@ -188,6 +189,9 @@ class KanikoBackend:
         env = os.environ.get("DOCKER_CONFIG")
         folder = Path(env) if env else Path.home() / ".docker"
         return folder if folder.is_dir() else None
+
+    def is_push_step(self, argv: Sequence[str]) -> bool:
+        return False  # the executor builds and pushes in one process
 
     def read_digest(self, request: BuildRequest) -> str:
         return read_digest_file(request.workdir / DIGEST_FILE, tool="kaniko")

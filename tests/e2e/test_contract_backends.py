@@ -574,3 +574,49 @@ def test_parallel_builds_from_one_multi_arch_tag(
         index = check_published(image, PLATFORMS)
         for platform in PLATFORMS:
             assert index.children[platform].config["config"]["Labels"]["contract.cell"] == image["tags"][0]
+
+
+RECORDING_BUILDAH = """\
+#!{python}
+# buildah, recording when each `buildah push` starts and ends (tests/e2e/test_contract_backends.py).
+import json, os, subprocess, sys, time
+started = time.time()
+status = subprocess.run([{real!r}, *sys.argv[1:]]).returncode
+if "push" in sys.argv[1:]:
+    line = json.dumps({{"destination": sys.argv[-1], "start": started, "end": time.time(), "status": status}})
+    with open({log!r}, "a") as log:
+        log.write(line + "\\n")
+sys.exit(status)
+"""
+
+
+def test_buildah_pushes_to_one_repository_one_at_a_time(env: Env, tmp_path: Path, unique_repo: str) -> None:
+    """The two platforms of one image upload the same blobs (busybox's shared layers) to one
+    repository. Pushed at the same moment, registry 2.8 answered a manifest PUT with "blob unknown
+    to registry" (CI, 1 run in about 10): buildspec lets one buildah push per repository run at a time.
+    """
+    need_environment()
+    buildfile = copy_project(CONTRACT / "parallel-pulls", tmp_path)
+    log = tmp_path / "pushes.jsonl"
+    wrapper = tmp_path / "bin" / "buildah"
+    wrapper.parent.mkdir()
+    real = shutil.which("buildah")
+    assert real is not None
+    wrapper.write_text(RECORDING_BUILDAH.format(python=sys.executable, real=real, log=str(log)))
+    wrapper.chmod(0o755)
+    environment = {"BUSYBOX_IMAGE": env.base_image, "PATH": f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}"}
+    args = ["--set", f"registry={unique_repo}", "--backend", "buildah"]
+    plan = planned(buildfile, *args, env=environment)
+    with own_store(tmp_path, environment) as store:
+        run = buildspec("run", buildfile, "-j", "12", *args, env=store)
+    assert run.code == 0, run
+    pushes = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(pushes) == 12 and all(push["status"] == 0 for push in pushes), pushes
+    by_repository: dict[str, list[tuple[float, float]]] = {}
+    for push in pushes:
+        repository = push["destination"].removeprefix("docker://").rsplit(":", 1)[0]
+        by_repository.setdefault(repository, []).append((push["start"], push["end"]))
+    assert sorted(by_repository) == sorted(image["repository"] for image in plan.values())
+    for repository, intervals in by_repository.items():
+        (_, first_end), (second_start, _) = sorted(intervals)
+        assert first_end <= second_start, f"two pushes to {repository} at once: {sorted(intervals)}"

@@ -149,6 +149,14 @@ def test_buildah_minimal() -> None:
     ]  # fmt: skip
 
 
+def test_only_buildahs_push_is_a_push_step() -> None:
+    """run holds push steps to one per repository (run._PushLocks); builds stay parallel."""
+    bud, push, rmi = BuildahBackend().commands(request())
+    assert [BuildahBackend().is_push_step(argv) for argv in (bud, push, rmi)] == [False, True, False]
+    for backend in (BuildxBackend(), KanikoBackend()):
+        assert not any(backend.is_push_step(argv) for argv in backend.commands(request())), backend.name
+
+
 def test_buildah_insecure_target_layers() -> None:
     argv = BuildahBackend().commands(
         request(

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--no-merge", action="store_true",
                              help="one buildx call per platform, even for an image whose platforms "
                                   "one multi-platform call could build")
+            sub.add_argument("--no-bake", action="store_true",
+                             help="one buildx call per image, even for images one 'docker buildx bake' "
+                                  "call could build together")
             split = sub.add_mutually_exclusive_group()
             split.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[/VARIANT]",
                                help="only the builds for this platform, no index (one CI job per architecture)")
@@ -161,6 +164,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
             state_dir=state_dir(project),
             insecure_registries=args.insecure_registry,
             backends=backends,
+            bake=not args.no_bake,
         )
         RENDERERS[args.format](project, graphs.execution_graph(selected, publish), options, sys.stdout)
         return int(ExitCode.OK)
@@ -176,6 +180,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         insecure_registries=tuple(args.insecure_registry),
         state_dir=state_dir(project),
         backends=backends,
+        bake=not args.no_bake,
     )))
 
 

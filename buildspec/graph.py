@@ -12,7 +12,7 @@ Edges (each carries ``span``, where the user asked for it, and ``why``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -229,6 +229,22 @@ def merge_builds(graph: nx.DiGraph[str], images: set[str]) -> nx.DiGraph[str]:
         result.add_edge(new_source, new_target, **data)
     result.graph["merged"] = {**graph.graph.get("merged", {}), **merged_id}
     return result
+
+
+def batches(graph: nx.DiGraph[str], key: Callable[[str], Hashable | None]) -> dict[str, list[str]]:
+    """Groups of two or more nodes that become ready together (the same predecessors) and
+    share a ``key`` (None: never batched), in the plan's order: ``{"bake-1": [...], ...}``.
+
+    The nodes stay in the graph as they are: a batch only says that one call builds them.
+    """
+    groups: dict[tuple[Hashable, frozenset[str]], list[str]] = {}
+    for wave in waves(graph):
+        for node in wave:
+            group = key(node)
+            if group is not None:
+                groups.setdefault((group, frozenset(graph.predecessors(node))), []).append(node)
+    found = [nodes for nodes in groups.values() if len(nodes) > 1]
+    return {f"bake-{number}": nodes for number, nodes in enumerate(found, start=1)}
 
 
 def platforms_of(attrs: Mapping[str, Any]) -> tuple[Platform, ...]:

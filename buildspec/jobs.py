@@ -10,9 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from buildspec.backends.base import BuildRequest
+import networkx as nx
+
+from buildspec import graph as graphs
+from buildspec.backends.base import Backend, BuildRequest
+from buildspec.backends.buildx import BuildxBackend
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.platform import Platform
 from buildspec.registry.reference import is_loopback
@@ -86,6 +92,53 @@ def build_request(
         cache_repo=image.cache,
         platforms=merged,
     )
+
+
+@dataclass(frozen=True)
+class BakeCall:
+    """One ``docker buildx bake`` that builds a batch of merged builds (backends/buildx.py)."""
+
+    batch: str  # "bake-1"
+    backend: BuildxBackend
+    requests: Mapping[str, BuildRequest]  # node id -> the request its own build would run
+    argv: list[str]
+    definition: dict[str, Any]  # the bake file, written to folder / BAKE_FILE
+    folder: Path
+
+
+def bake_calls(
+    project: Project,
+    plan: nx.DiGraph[str],
+    backends: Mapping[str, tuple[Backend, str]],
+    *,
+    state_dir: Path,
+    insecure_registries: Collection[str] = (),
+) -> dict[str, BakeCall]:
+    """The merged buildx builds of the execution graph ``plan`` that one bake call builds
+    together: ready at the same moment, on the same builder. Merged builds have no
+    ``image()`` pins, so their requests are known before anything runs."""
+
+    def key(node: str) -> str | None:
+        attrs = plan.nodes[node]
+        if attrs["kind"] != "build" or len(graphs.platforms_of(attrs)) < 2:
+            return None
+        image = project.images[attrs["image"]]
+        return (image.builder or "") if isinstance(backends[image.name][0], BuildxBackend) else None
+
+    calls: dict[str, BakeCall] = {}
+    for batch, nodes in graphs.batches(plan, key).items():
+        requests = {}
+        for node in nodes:
+            image = project.images[plan.nodes[node]["image"]]
+            platforms = graphs.platforms_of(plan.nodes[node])
+            requests[node] = build_request(project, image, platforms[0], state_dir=state_dir,
+                                           insecure_registries=insecure_registries, merged=platforms)
+        backend = backends[project.images[plan.nodes[nodes[0]]["image"]].name][0]
+        assert isinstance(backend, BuildxBackend)
+        folder = state_dir / "work" / batch
+        argv, definition = backend.bake(list(requests.values()), folder)
+        calls[batch] = BakeCall(batch, backend, requests, argv, definition, folder)
+    return calls
 
 
 def mergeable(image: Image, backend_name: str) -> bool:

@@ -17,7 +17,7 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend
 from buildspec.evaluate import Image, Pin, Project
-from buildspec.jobs import build_request
+from buildspec.jobs import BakeCall, bake_calls, build_request
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,14 @@ class PlanOptions:
     insecure_registries: Sequence[str] = ()
     # image name -> (backend, why it was chosen)
     backends: Mapping[str, tuple[Backend, str]] = field(default_factory=dict)
+    bake: bool = True  # batch merged buildx builds into `docker buildx bake` calls, as run does
+
+
+def _bake_calls(project: Project, graph: nx.DiGraph[str], options: PlanOptions) -> dict[str, BakeCall]:
+    if not options.bake:
+        return {}
+    return bake_calls(project, graph, options.backends, state_dir=options.state_dir,
+                      insecure_registries=options.insecure_registries)
 
 
 def _backend_name(options: PlanOptions, image: str) -> str:
@@ -74,7 +82,16 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
         "images": [],
         "nodes": [],
         "waves": graphs.waves(graph),
+        "batches": [],
     }
+    calls = _bake_calls(project, graph, options)
+    batch_of = {node: call.batch for call in calls.values() for node in call.requests}
+    for call in calls.values():
+        batch: dict[str, Any] = {"id": call.batch, "nodes": list(call.requests)}
+        if options.commands:
+            batch["commands"] = [call.argv]
+            batch["file"] = call.definition
+        data["batches"].append(batch)
     for image in images:
         entry: dict[str, Any] = {
             "name": image.name,
@@ -103,6 +120,8 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
             platforms = [str(p) for p in graphs.platforms_of(attrs)]
             item["platform"] = "+".join(platforms)
             item["platforms"] = platforms
+            if node in batch_of:
+                item["batch"] = batch_of[node]
         item["needs"] = graphs.needs_of(graph, node)
         if options.commands and attrs["kind"] == "build":
             item["commands"] = _command(project, options, attrs)
@@ -176,6 +195,8 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
     console.print(table)
     for reason in reasons:
         console.print(f"backend   {escape(reason)}")
+    calls = _bake_calls(project, graph, options)
+    batch_of = {node: call for call in calls.values() for node in call.requests}
     console.print(Text("Run order", style="bold"))
     for number, wave in enumerate(graphs.waves(graph), start=1):
         console.print(f"  wave {number}")
@@ -186,12 +207,17 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
             if attrs["kind"] == "build":
                 image = project.images[attrs["image"]]
                 push = f"{image.repository}:" + ", ".join(image.platform_tags[p] for p in graphs.platforms_of(attrs))
-                console.print(f"    {node}  [dim]-> {push}[/dim]{after}")
+                call = batch_of.get(node)
+                if call is not None and node == next(iter(call.requests)):
+                    console.print(f"    {call.batch}  [dim]one docker buildx bake for {len(call.requests)} "
+                                  f"images; a failed bake builds each alone[/dim]")
+                    if options.commands:
+                        _print_argv(console, call.argv, indent=6)
+                batched = f"  [dim]in {call.batch}[/dim]" if call is not None else ""
+                console.print(f"    {node}  [dim]-> {push}[/dim]{batched}{after}")
                 if options.commands:
                     for argv in _command(project, options, attrs):
-                        # One line per command, never wrapped: it is meant to be copied.
-                        console.print(Text("      $ " + " ".join(_quote(a) for a in argv), style="cyan"),
-                                      soft_wrap=True)
+                        _print_argv(console, argv, indent=6)
             elif attrs["kind"] == "gate":
                 console.print(f"    {node}  [dim](gate: every build above succeeded)[/dim]")
             else:
@@ -229,6 +255,13 @@ def _render_explain(console: Any, project: Project, graph: nx.DiGraph[str]) -> N
         console.print("    labels (index annotations too):")
         for key, value in image.labels.items():
             console.print(Text(f"      {key} = {value}"))
+
+
+def _print_argv(console: Any, argv: Sequence[str], indent: int) -> None:
+    from rich.text import Text
+
+    # One line per command, never wrapped: it is meant to be copied.
+    console.print(Text(" " * indent + "$ " + " ".join(_quote(a) for a in argv), style="cyan"), soft_wrap=True)
 
 
 def _quote(arg: str) -> str:

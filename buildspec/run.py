@@ -22,6 +22,7 @@ import networkx as nx
 
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend
+from buildspec.backends.buildx import BAKE_FILE
 from buildspec.errors import BuildspecError, ExitCode, RegistryError
 from buildspec.evaluate import Image, Project
 from buildspec.executor import (
@@ -34,7 +35,7 @@ from buildspec.executor import (
     default_jobs,
     execute,
 )
-from buildspec.jobs import build_request
+from buildspec.jobs import BakeCall, bake_calls, build_request
 from buildspec.platform import Platform
 from buildspec.registry.client import RegistryClient
 from buildspec.registry.index import IndexEntry, publish_index, select_child
@@ -53,16 +54,17 @@ class RunOptions:
     insecure_registries: tuple[str, ...] = ()
     state_dir: Path = Path(".buildspec")
     backends: Mapping[str, tuple[Backend, str]] = field(default_factory=dict)
+    bake: bool = True  # batch merged buildx builds into `docker buildx bake` calls
 
 
 def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCode:
     plan = graphs.execution_graph(graph, options.publish)
     client = RegistryClient(insecure_registries=options.insecure_registries)
-    pushes = _PushLocks()
+    shared = _Shared(client, _PushLocks(), _bakes(project, plan, options))
     try:
         _check_registries(project, plan, client)
         # In the plan's order, wave by wave, so that `run -j 1` does what `plan` lists.
-        tasks = [_task(project, plan, node, options, client, pushes) for wave in graphs.waves(plan) for node in wave]
+        tasks = [_task(project, plan, node, options, shared) for wave in graphs.waves(plan) for node in wave]
         result = execute(
             tasks,
             jobs=options.jobs or default_jobs(),
@@ -121,17 +123,65 @@ class _PushLocks:
             return self._locks.setdefault(repository, threading.Lock())
 
 
-def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOptions,
-          client: RegistryClient, pushes: _PushLocks) -> Task:
+class _Bake:
+    """A batch's ``docker buildx bake``, run once by whichever of its builds starts first.
+
+    The others wait for it (their work is being done) and then read their digest from
+    its metadata file. A failed bake leaves each build to run alone (``commands``).
+    """
+
+    def __init__(self, call: BakeCall) -> None:
+        self.call = call
+        self._lock = threading.Lock()
+        self._log: Path | None = None  # of the build that ran the bake
+        self._ok = False
+
+    def build(self, ctx: TaskContext) -> bool:
+        """Whether the bake succeeded (running it if no build of the batch did yet)."""
+        with self._lock:
+            if self._log is None:
+                self._log = ctx.log_path
+                self.call.folder.mkdir(parents=True, exist_ok=True)
+                (self.call.folder / BAKE_FILE).write_text(json.dumps(self.call.definition, indent=2) + "\n")
+                ctx.log(f"{self.call.batch}: one bake for {', '.join(self.call.requests)}")
+                self._ok = ctx.run(self.call.argv) == 0
+            else:
+                ctx.log(f"{self.call.batch}: built in one bake with {len(self.call.requests) - 1} other builds; "
+                        f"its output is in {self._log}")
+            return self._ok
+
+    def digest(self, node: str) -> str:
+        return self.call.backend.read_bake_digest(self.call.requests[node], self.call.folder)
+
+
+def _bakes(project: Project, plan: nx.DiGraph[str], options: RunOptions) -> dict[str, _Bake]:
+    """node id -> the bake that builds it."""
+    if not options.bake:
+        return {}
+    calls = bake_calls(project, plan, options.backends, state_dir=options.state_dir,
+                       insecure_registries=options.insecure_registries)
+    return {node: bake for bake in map(_Bake, calls.values()) for node in bake.call.requests}
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the tasks of one run share."""
+
+    client: RegistryClient
+    pushes: _PushLocks
+    bakes: Mapping[str, _Bake]
+
+
+def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOptions, shared: _Shared) -> Task:
     attrs = plan.nodes[node]
     needs = tuple(graphs.needs_of(plan, node))
     if attrs["kind"] == "gate":
         return Task(node, needs, lambda ctx: Outcome(True, "every build succeeded"), label="publish gate")
     image = project.images[attrs["image"]]
     if attrs["kind"] == "build":
-        action = _build_action(project, plan, image, graphs.platforms_of(attrs), options, client, pushes)
+        action = _build_action(project, plan, node, image, options, shared)
         return Task(node, needs, _expected_failures(action))
-    return Task(node, needs, _expected_failures(_manifest_action(image, plan, client)))
+    return Task(node, needs, _expected_failures(_manifest_action(image, plan, shared.client)))
 
 
 def _built_digest(ctx: TaskContext, plan: nx.DiGraph[str], image: str, platform: Platform) -> str:
@@ -140,29 +190,40 @@ def _built_digest(ctx: TaskContext, plan: nx.DiGraph[str], image: str, platform:
 
 
 def _build_action(
-    project: Project, plan: nx.DiGraph[str], image: Image, platforms: tuple[Platform, ...], options: RunOptions,
-    client: RegistryClient, pushes: _PushLocks,
+    project: Project, plan: nx.DiGraph[str], node: str, image: Image, options: RunOptions, shared: _Shared,
 ) -> Callable[[TaskContext], Outcome]:
     backend = options.backends[image.name][0]
+    platforms = graphs.platforms_of(plan.nodes[node])
     merged = platforms if len(platforms) > 1 else ()
+    bake = shared.bakes.get(node)
 
     def action(ctx: TaskContext) -> Outcome:
+        if bake is not None:
+            if bake.build(ctx):
+                return _pushed(ctx, shared.client, image, platforms, bake.call.requests[node].push_ref,
+                               bake.digest(node))
+            ctx.log(f"{bake.call.batch} failed: building {node} alone")
         pins = {pin.target: f"{project.images[pin.target].repository}@{_built_digest(ctx, plan, pin.target, p)}"
                 for p in platforms for pin in image.pins(p)}
         request = build_request(project, image, platforms[0], state_dir=options.state_dir,
                                 insecure_registries=options.insecure_registries, pins=pins, merged=merged)
         request.workdir.mkdir(parents=True, exist_ok=True)
         for argv in backend.commands(request):
-            with pushes(image.repository) if backend.is_push_step(argv) else contextlib.nullcontext():
+            with shared.pushes(image.repository) if backend.is_push_step(argv) else contextlib.nullcontext():
                 status = ctx.run(argv)
             if status != 0:
                 return Outcome(False, f"{argv[0]} {argv[1] if len(argv) > 1 else ''} exited with {status}")
-        digest = backend.read_digest(request)
-        ctx.log(f"pushed {request.push_ref}@{digest}")
-        digests = _retag_platforms(ctx, client, image, merged, digest) if merged else {str(platforms[0]): digest}
-        return Outcome(True, digest, {"digests": digests})
+        return _pushed(ctx, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
 
     return action
+
+
+def _pushed(ctx: TaskContext, client: RegistryClient, image: Image, platforms: tuple[Platform, ...], push_ref: str,
+            digest: str) -> Outcome:
+    ctx.log(f"pushed {push_ref}@{digest}")
+    digests = _retag_platforms(ctx, client, image, platforms, digest) if len(platforms) > 1 else {
+        str(platforms[0]): digest}
+    return Outcome(True, digest, {"digests": digests})
 
 
 def _retag_platforms(ctx: TaskContext, client: RegistryClient, image: Image, platforms: tuple[Platform, ...],

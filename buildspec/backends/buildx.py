@@ -21,6 +21,15 @@ so the pushed artifact becomes an OCI *index* holding the image and an
 index. Without it the pushed artifact is a plain image manifest whose digest can
 go straight into buildspec's own index.
 
+Merged builds that become ready together (the same dependencies, the same
+``--builder``) are batched into one ``docker buildx bake`` call (``bake``): one
+BuildKit session for all of them, which is the rest of what makes bake fast
+(the base image's metadata resolved once per platform, not once per image). The
+bake file is generated from the very requests ``commands`` would run, one target
+per image: the same context, Dockerfile, platforms, arguments, labels, tag and
+cache. If the bake fails, each of its images is built alone with ``commands``,
+so that a failure names its image, and ``--keep-going`` still publishes the rest.
+
 The platform is passed normalised (``linux/arm64`` for ``linux/arm64/v8``), as
 for the other backends. A cache repository becomes a registry cache
 (``--cache-from``/``--cache-to type=registry``, ``mode=max``) under one tag per
@@ -30,17 +39,22 @@ the ``docker`` driver with the containerd image store supports it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from buildspec.backends.base import BuildRequest
 from buildspec.errors import BuildspecError
 
 METADATA_FILE = "metadata.json"
+BAKE_FILE = "bake.json"
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_TARGET_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class BuildxBackend:
@@ -84,6 +98,60 @@ class BuildxBackend:
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise BuildspecError(f"{path} has no 'containerimage.digest' of the form sha256:<64 hex>: {digest!r}")
         return digest
+
+
+    def bake(self, requests: Sequence[BuildRequest], folder: Path) -> tuple[list[str], dict[str, Any]]:
+        """One ``docker buildx bake`` for merged builds: (argv, the bake file it reads).
+
+        The file is written to ``folder / BAKE_FILE`` by the caller; each request's
+        target is ``bake_target(request)``. Every request must have the same builder.
+        """
+        targets: dict[str, dict[str, Any]] = {}
+        for request in requests:
+            target: dict[str, Any] = {
+                "context": str(request.context),
+                "dockerfile": str(request.dockerfile),
+                "platforms": [str(p.normalized()) for p in request.platforms or (request.platform,)],
+                "args": dict(sorted(request.args.items())),
+                "labels": dict(sorted(request.labels.items())),
+                "tags": [request.push_ref],
+            }
+            if request.target:
+                target["target"] = request.target
+            if request.cache_repo:
+                cache_ref = cache_ref_for(request)
+                target["cache-from"] = [f"type=registry,ref={cache_ref}"]
+                target["cache-to"] = [f"type=registry,ref={cache_ref},mode=max"]
+            targets[bake_target(request)] = target
+        definition = {"group": {"default": {"targets": list(targets)}}, "target": targets}
+        argv = [self.docker, "buildx", "bake", "--file", str(folder / BAKE_FILE), "--provenance=false"]
+        builders = {request.builder for request in requests}
+        if len(builders) != 1:
+            raise ValueError(f"one bake call, one builder: {sorted(map(str, builders))}")
+        if requests[0].builder:
+            argv += ["--builder", requests[0].builder]
+        argv += ["--push", "--metadata-file", str(folder / METADATA_FILE), "--progress=plain"]
+        return argv, definition
+
+    def read_bake_digest(self, request: BuildRequest, folder: Path) -> str:
+        """After a bake succeeded: the digest it pushed for ``request``'s target."""
+        path = folder / METADATA_FILE
+        try:
+            metadata = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BuildspecError(f"buildx bake left no readable metadata file {path}: {exc}") from exc
+        entry = metadata.get(bake_target(request)) if isinstance(metadata, dict) else None
+        digest = entry.get("containerimage.digest") if isinstance(entry, dict) else None
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise BuildspecError(f"{path} has no digest for target {bake_target(request)!r}: {digest!r}")
+        return digest
+
+
+def bake_target(request: BuildRequest) -> str:
+    """A bake target name (``[A-Za-z0-9_-]``): the image's name, or when that has other
+    characters (``.``), the name made safe plus a hash of it, so that no two collide."""
+    safe = _TARGET_UNSAFE.sub("_", request.image)
+    return safe if safe == request.image else f"{safe}-{hashlib.sha256(request.image.encode()).hexdigest()[:8]}"
 
 
 def cache_ref_for(request: BuildRequest) -> str:

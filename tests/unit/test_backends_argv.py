@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -124,6 +125,54 @@ BUILDAH = [
     "buildah", "--storage-driver", "vfs",
     "--root", f"{WORKDIR}/storage", "--runroot", f"{WORKDIR}/runroot",
 ]  # fmt: skip
+
+
+ARM64 = Platform("linux", "arm64")
+
+
+def test_buildx_bake_file_is_what_each_build_would_run(tmp_path: Path) -> None:
+    """One target per merged build, holding what its own `docker buildx build` passes."""
+    app = request(platforms=(AMD64, ARM64), platform=AMD64, target="runtime", cache_repo="127.0.0.1:5000/cache")
+    tool = request(image="my.tool", node_id="build:my.tool@linux/amd64+linux/arm64", platforms=(AMD64, ARM64),
+                   platform=AMD64, args={}, labels={}, push_ref="127.0.0.1:5000/acme/tool:2-linux-amd64")
+    argv, definition = BuildxBackend().bake([app, tool], tmp_path)
+    assert argv == ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--provenance=false",
+                    "--push", "--metadata-file", str(tmp_path / "metadata.json"), "--progress=plain"]
+    tool_target = "my_tool-" + hashlib.sha256(b"my.tool").hexdigest()[:8]
+    assert definition == {
+        "group": {"default": {"targets": ["app", tool_target]}},
+        "target": {
+            "app": {
+                "context": str(CONTEXT), "dockerfile": str(CONTEXT / "Dockerfile"),
+                "platforms": ["linux/amd64", "linux/arm64"],
+                "args": {"BASE": "127.0.0.1:5000/base@sha256:" + "cd" * 32, "VERSION": "1.0"},
+                "labels": {"a.b": "c", "org.opencontainers.image.version": "1.0"},
+                "tags": ["127.0.0.1:5000/acme/app:1.0-linux-arm64"],
+                "target": "runtime",
+                "cache-from": ["type=registry,ref=127.0.0.1:5000/cache:buildcache-app-linux-amd64-linux-arm64"],
+                "cache-to": ["type=registry,ref=127.0.0.1:5000/cache:buildcache-app-linux-amd64-linux-arm64,mode=max"],
+            },
+            tool_target: {
+                "context": str(CONTEXT), "dockerfile": str(CONTEXT / "Dockerfile"),
+                "platforms": ["linux/amd64", "linux/arm64"], "args": {}, "labels": {},
+                "tags": ["127.0.0.1:5000/acme/tool:2-linux-amd64"],
+            },
+        },
+    }
+    single = BuildxBackend().commands(app)[0]
+    assert single[single.index("--tag") + 1] == definition["target"]["app"]["tags"][0]
+
+
+def test_buildx_bake_builder_and_digests(tmp_path: Path) -> None:
+    one, two = request(builder="multi"), request(image="web", builder="multi")
+    argv, _ = BuildxBackend().bake([one, two], tmp_path)
+    assert argv[argv.index("--builder") + 1] == "multi"
+    with pytest.raises(ValueError, match="one builder"):
+        BuildxBackend().bake([one, request(image="web")], tmp_path)
+    (tmp_path / "metadata.json").write_text(json.dumps({"app": {"containerimage.digest": DIGEST}, "web": {}}))
+    assert BuildxBackend().read_bake_digest(one, tmp_path) == DIGEST
+    with pytest.raises(BuildspecError, match="no digest for target 'web'"):
+        BuildxBackend().read_bake_digest(two, tmp_path)
 
 
 def test_buildah_minimal() -> None:

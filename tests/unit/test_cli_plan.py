@@ -196,6 +196,36 @@ def test_quickstart_merges_the_platforms_of_base_but_not_of_app(
                                  ["build:app@linux/amd64", "build:app@linux/arm64"]]
 
 
+def test_matrix_cells_ready_together_are_one_bake(
+    workspace: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The four merged matrix cells need nothing: one bake builds them; its file holds, per
+    cell, what the cell's own buildx call passes (which a failed bake falls back to)."""
+    where = workspace["matrix"]
+    data = json.loads(plan(capsys, where / "Buildfile", "--format", "json", "--commands"))
+    cells = [f"build:runtime-{flavor}-{level}@linux/amd64+linux/arm64"
+             for flavor in ("slim", "full") for level in (1, 2)]
+    (batch,) = data["batches"]
+    assert (batch["id"], batch["nodes"]) == ("bake-1", cells)
+    state = where / ".buildspec" / "work" / "bake-1"
+    assert batch["commands"] == [["docker", "buildx", "bake", "--file", str(state / "bake.json"), "--provenance=false",
+                                  "--push", "--metadata-file", str(state / "metadata.json"), "--progress=plain"]]
+    nodes = {n["id"]: n for n in data["nodes"]}
+    for cell in cells:
+        assert nodes[cell]["batch"] == "bake-1"
+        (argv,) = nodes[cell]["commands"]
+        target = batch["file"]["target"][nodes[cell]["image"]]
+        assert argv[argv.index("--tag") + 1] == target["tags"][0]
+        assert [a for a in argv if "=" in a and a.split("=", 1)[0] in target["args"]] == [
+            f"{k}={v}" for k, v in target["args"].items()]
+    assert "batch" not in nodes["build:tool@linux/arm64"]
+    text = plan(capsys, where / "Buildfile", "--commands")
+    assert "bake-1  one docker buildx bake for 4 images" in text
+    assert text.count("$ docker buildx bake --file") == 1
+    unbatched = json.loads(plan(capsys, where / "Buildfile", "--format", "json", "--no-bake"))
+    assert unbatched["batches"] == [] and not any("batch" in n for n in unbatched["nodes"])
+
+
 def test_quickstart_commands_in_json(workspace: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     where = workspace["quickstart"]
     data = json.loads(plan(capsys, where / "Buildfile", "--format", "json", "--commands"))

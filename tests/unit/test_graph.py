@@ -221,3 +221,15 @@ def test_an_image_cannot_use_or_need_itself(tmp_path: Path) -> None:
     assert error(tmp_path, HEAD + "image a {\n args { A = image(a) }\n}\n").message == (
         "image 'a' cannot be built from itself")
     assert error(tmp_path, HEAD + "image a {\n needs = [a]\n}\n").message == "image 'a' needs itself"
+
+
+def test_batches_group_nodes_ready_together_with_one_key(tmp_path: Path) -> None:
+    """base and worker need nothing: one batch. app waits for base: never with them."""
+    _, graph = load_text(tmp_path, FILE)
+    amd64 = [n for n in graph if n.endswith("@linux/amd64")]
+    found = graphs.batches(graph, lambda node: "x" if node in amd64 else None)
+    assert found == {"bake-1": ["build:base@linux/amd64", "build:worker@linux/amd64"]}
+    # app's two builds wait for different builds (base's own platform): not ready together.
+    by_image = graphs.batches(graph, lambda node: graph.nodes[node]["image"] if node.startswith("build:") else None)
+    assert by_image == {"bake-1": ["build:base@linux/amd64", "build:base@linux/arm64"],
+                        "bake-2": ["build:worker@linux/amd64", "build:worker@linux/arm64"]}

@@ -2,7 +2,10 @@
 
 This module knows tasks, processes and results, nothing about Docker. A task
 starts when everything it needs has succeeded; ties go to the order the tasks
-were given in, so a run with ``jobs=1`` is reproducible.
+were given in, so a run with ``jobs=1`` is reproducible. ``jobs`` limits the
+tasks that start processes (builds); ``light`` tasks, which only talk to a
+registry (manifests, the publish gate), run up to LIGHT_JOBS at once beside
+them (with ``jobs=1`` everything runs one at a time).
 
 Failures are values, never exceptions: a task whose action fails or raises is a
 FAILED result, and ``execute`` returns a ``RunResult`` whose ``exit_code`` the CLI
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 
 # How often the scheduler looks at received signals while tasks run.
 _POLL_INTERVAL = 0.1
+LIGHT_JOBS = 16
 
 
 class Status(Enum):
@@ -75,6 +79,9 @@ class Task:
     needs: tuple[str, ...]
     action: Callable[[TaskContext], Outcome]
     label: str = ""  # shown by reporters instead of the id when set
+    # Starts no process, only waits on the network (a manifest step, a gate): does not
+    # count against ``jobs``; up to LIGHT_JOBS of them run beside the builds.
+    light: bool = False
 
 
 @dataclass(frozen=True)
@@ -369,7 +376,7 @@ class _Run:
 
     def execute(self) -> RunResult:
         self.reporter.started(tuple(self.tasks.values()))
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="buildspec") as pool:
+        with ThreadPoolExecutor(max_workers=self.jobs + LIGHT_JOBS, thread_name_prefix="buildspec") as pool:
             try:
                 self._schedule(pool)
             except BaseException:
@@ -405,13 +412,18 @@ class _Run:
     def _start_ready(self, pool: ThreadPoolExecutor) -> None:
         if self.cancelled.is_set() or (self.first_failure and not self.keep_going):
             return
+        # jobs=1: everything one at a time, light or not (a reproducible, serial run).
+        lane = {task_id: self.tasks[task_id].light and self.jobs > 1 for task_id in self.tasks}
+        running = {False: 0, True: 0}
+        for task_id in self.running.values():
+            running[lane[task_id]] += 1
+        limit = {False: self.jobs, True: LIGHT_JOBS}
         for task_id in list(self.waiting):
-            if len(self.running) >= self.jobs:
-                return
             task = self.tasks[task_id]
-            if all(self._succeeded(need) for need in task.needs):
+            if running[lane[task_id]] < limit[lane[task_id]] and all(self._succeeded(n) for n in task.needs):
                 self.waiting.remove(task_id)
                 self.running[pool.submit(self._run_task, task)] = task_id
+                running[lane[task_id]] += 1
 
     def _succeeded(self, task_id: str) -> bool:
         result = self.results.get(task_id)

@@ -146,8 +146,8 @@ class _Bake:
                 ctx.log(f"{self.call.batch}: one bake for {', '.join(self.call.requests)}")
                 self._ok = ctx.run(self.call.argv) == 0
             else:
-                ctx.log(f"{self.call.batch}: built in one bake with {len(self.call.requests) - 1} other builds; "
-                        f"its output is in {self._log}")
+                ctx.log(f"{self.call.batch}: {'built' if self._ok else 'failed'} in one bake with "
+                        f"{len(self.call.requests) - 1} other builds; its output is in {self._log}")
             return self._ok
 
     def digest(self, node: str) -> str:
@@ -176,12 +176,12 @@ def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOption
     attrs = plan.nodes[node]
     needs = tuple(graphs.needs_of(plan, node))
     if attrs["kind"] == "gate":
-        return Task(node, needs, lambda ctx: Outcome(True, "every build succeeded"), label="publish gate")
+        return Task(node, needs, lambda ctx: Outcome(True, "every build succeeded"), label="publish gate", light=True)
     image = project.images[attrs["image"]]
     if attrs["kind"] == "build":
         action = _build_action(project, plan, node, image, options, shared)
         return Task(node, needs, _expected_failures(action))
-    return Task(node, needs, _expected_failures(_manifest_action(image, plan, shared.client)))
+    return Task(node, needs, _expected_failures(_manifest_action(image, plan, shared.client)), light=True)
 
 
 def _built_digest(ctx: TaskContext, plan: nx.DiGraph[str], image: str, platform: Platform) -> str:

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import oci_reader
 import pytest
-from runner import copy_example, manifest_digest, run_cli
+from runner import FIXTURES, cli_env, copy_example, copy_tree, manifest_digest, run_cli
+
+if TYPE_CHECKING:
+    from conftest import Env  # tests/conftest.py: fixtures env, unique_repo
+
+CONTRACT = Path(__file__).resolve().parent / "contract"
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +42,48 @@ def test_merged_build_retags_each_platform(tmp_path: Path, unique_repo: str, env
     for arch, expected in uname.items():
         arch_file = oci_reader.read_file(f"{repository}:1.0.0", "/etc/quickstart/base-arch", platform=f"linux/{arch}")
         assert arch_file == expected
+
+
+def test_merged_builds_ready_together_are_one_bake(tmp_path: Path, unique_repo: str, env: Env) -> None:
+    """Six merged builds that need nothing: one `docker buildx bake` builds them all, and the
+    registry ends up as with six buildx calls (each index, each platform tag, each label)."""
+    project = copy_tree(CONTRACT / "parallel-pulls", tmp_path / "parallel-pulls")
+    args = ["--set", f"registry={unique_repo}", "--backend", "buildx"]
+    environment = cli_env(BUSYBOX_IMAGE=env.base_image)
+    plan = run_cli(["plan", "--format", "json", *args], cwd=project, env=environment)
+    assert plan.code == 0, plan
+    (batch,) = json.loads(plan.stdout)["batches"]
+    assert len(batch["nodes"]) == 6
+
+    run = run_cli(["run", *args], cwd=project, env=environment)
+    assert run.code == 0, run
+    commands = [line.split()[1:4] for log in (project / ".buildspec" / "logs").iterdir()
+                for line in log.read_text().splitlines() if line.startswith("$ ")]
+    assert commands == [["docker", "buildx", "bake"]], commands
+    for n in range(1, 7):
+        repository = f"{unique_repo}/cell-{n}"
+        index = oci_reader.raw_manifest(f"{repository}:{n}")
+        children = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+        assert sorted(children) == ["amd64", "arm64"], index
+        for arch in children:
+            ref = f"{repository}:{n}-linux-{arch}"
+            assert children[arch] == manifest_digest(ref)
+            config = oci_reader.image_config(ref)
+            assert (config["architecture"], config["config"]["Labels"]["contract.cell"]) == (arch, str(n))
+
+
+def test_a_failed_bake_builds_each_image_alone(tmp_path: Path, unique_repo: str, env: Env) -> None:
+    """fixtures/failing: fine and broken share bake-1, which fails; each is then built alone,
+    and with --keep-going --publish eager fine is published while broken's log shows both tries."""
+    project = copy_tree(FIXTURES / "failing", tmp_path / "failing")
+    args = ["--set", f"registry={unique_repo}", "--set", f"busybox={env.base_image}", "--backend", "buildx"]
+    run = run_cli(["run", "--keep-going", "--publish", "eager", *args], cwd=project)
+    assert run.code == 1, run
+    logs = project / ".buildspec" / "logs"
+    fine = (logs / "build-fine@linux-amd64+linux-arm64.log").read_text()
+    broken = (logs / "build-broken@linux-amd64+linux-arm64.log").read_text()
+    both = fine + broken
+    assert both.count("$ docker buildx bake ") == 1, both
+    assert "bake-1 failed: building build:broken@linux/amd64+linux/arm64 alone" in broken
+    assert "$ docker buildx build " in broken and "$ docker buildx build " in fine
+    assert oci_reader.raw_manifest(f"{unique_repo}/fine:1.0.0")["manifests"]

@@ -156,6 +156,32 @@ def test_jobs_limit_how_many_run_at_once(tmp_path: Path) -> None:
     assert most == 2
 
 
+@pytest.mark.parametrize(("jobs", "light_at_once", "total_at_once"), [(2, 6, 8), (1, 1, 1)])
+def test_light_tasks_run_beside_the_jobs(tmp_path: Path, jobs: int, light_at_once: int, total_at_once: int) -> None:
+    """Manifest steps only wait on a registry: -j does not hold them back (but -j 1 is serial)."""
+    lock = threading.Lock()
+    running = {True: 0, False: 0}
+    most = {True: 0, False: 0, "total": 0}
+
+    def counted(light: bool) -> Callable[[TaskContext], Outcome]:
+        def action(ctx: TaskContext) -> Outcome:
+            with lock:
+                running[light] += 1
+                most[light] = max(most[light], running[light])
+                most["total"] = max(most["total"], running[True] + running[False])
+            time.sleep(0.3)
+            with lock:
+                running[light] -= 1
+            return Outcome(True)
+
+        return action
+
+    tasks = [Task(f"build{i}", (), counted(False)) for i in range(4)]
+    tasks += [Task(f"manifest{i}", (), counted(True), light=True) for i in range(6)]
+    assert run_tasks(tasks, tmp_path / "logs", jobs=jobs).ok
+    assert most == {False: jobs, True: light_at_once, "total": total_at_once}
+
+
 # --- failures --------------------------------------------------------------------
 
 

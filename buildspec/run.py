@@ -15,6 +15,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,9 +86,12 @@ def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCo
 def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryClient) -> None:
     """Ask every target repository once before building: a missing login or an
     unreachable registry fails the run here, with the registry's own message,
-    before anything is built or pushed."""
-    for repository in dict.fromkeys(project.images[name].repository for name in graphs.images_in(plan)):
-        client.list_tags(repository)
+    before anything is built or pushed. At most 8 requests at once; the first error
+    (in the images' order) is the one raised."""
+    repositories = dict.fromkeys(project.images[name].repository for name in graphs.images_in(plan))
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="preflight") as pool:
+        for _ in pool.map(client.list_tags, repositories):
+            pass
 
 
 def _expected_failures(action: Callable[[TaskContext], Outcome]) -> Callable[[TaskContext], Outcome]:

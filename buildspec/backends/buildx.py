@@ -123,7 +123,7 @@ class BuildxBackend:
                 target["cache-from"] = [f"type=registry,ref={cache_ref}"]
                 target["cache-to"] = [f"type=registry,ref={cache_ref},mode=max"]
             targets[bake_target(request)] = target
-        definition = {"group": {"default": {"targets": list(targets)}}, "target": targets}
+        definition = {"group": {"default": {"targets": list(targets)}}, "target": _hcl_literal(targets)}
         argv = [self.docker, "buildx", "bake", "--file", str(folder / BAKE_FILE), "--provenance=false"]
         builders = {request.builder for request in requests}
         if len(builders) != 1:
@@ -145,6 +145,19 @@ class BuildxBackend:
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise BuildspecError(f"{path} has no digest for target {bake_target(request)!r}: {digest!r}")
         return digest
+
+
+def _hcl_literal(value: Any) -> Any:
+    """Bake reads a JSON file as HCL: every string, keys included, is a template, so
+    ``${X}`` would be interpolated and ``%{`` start a directive. ``$${`` and ``%%{``
+    are their literal forms: a value reaches the build exactly as ``--build-arg`` gives it."""
+    if isinstance(value, str):
+        return value.replace("${", "$${").replace("%{", "%%{")
+    if isinstance(value, dict):
+        return {_hcl_literal(k): _hcl_literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hcl_literal(v) for v in value]
+    return value
 
 
 def bake_target(request: BuildRequest) -> str:

@@ -4,12 +4,18 @@ as separate per-platform builds would: each platform tag names that platform's i
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import oci_reader
 import pytest
 from runner import FIXTURES, cli_env, copy_example, copy_tree, manifest_digest, run_cli
+
+from buildspec.backends.base import BuildRequest
+from buildspec.backends.buildx import BuildxBackend, bake_target
+from buildspec.platform import Platform
 
 if TYPE_CHECKING:
     from conftest import Env  # tests/conftest.py: fixtures env, unique_repo
@@ -87,3 +93,37 @@ def test_a_failed_bake_builds_each_image_alone(tmp_path: Path, unique_repo: str,
     assert "bake-1 failed: building build:broken@linux/amd64+linux/arm64 alone" in broken
     assert "$ docker buildx build " in broken and "$ docker buildx build " in fine
     assert oci_reader.raw_manifest(f"{unique_repo}/fine:1.0.0")["manifests"]
+
+
+def test_bake_file_gives_each_build_its_values_literally(tmp_path: Path) -> None:
+    """Bake reads JSON as HCL (``${X}`` interpolates, ``%{`` is a directive): what
+    ``docker buildx bake --print`` makes of buildspec's file must be the requests' values,
+    as ``docker buildx build --build-arg`` would pass them."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    nasty = {"PLAIN": "1.0", "DOLLAR": "${HOME}", "ESCAPED": "$${X}", "DIRECTIVE": "%{ if true }x%{ endif }",
+             "MONEY": "a$$b $x", "K${EY}": "v"}
+    platforms = (Platform("linux", "amd64"), Platform("linux", "arm64"))
+    requests = [
+        BuildRequest(node_id=f"build:{name}@linux/amd64+linux/arm64", image=name, platform=platforms[0],
+                     context=context, dockerfile=context / "Dockerfile", target=None, args=nasty,
+                     labels={"org.example.note": "${USER} %{x}", "k%{": "v"},
+                     push_ref=f"127.0.0.1:5000/t/{name}:1-linux-amd64", insecure=True,
+                     workdir=tmp_path / name, platforms=platforms)
+        for name in ("app", "my.tool")
+    ]
+    argv, definition = BuildxBackend().bake(requests, tmp_path)
+    (tmp_path / "bake.json").write_text(json.dumps(definition))
+    printed = subprocess.run([*argv[:5], "--print"], capture_output=True, text=True, check=False,
+                             env={**os.environ, "HOME": "/nowhere", "USER": "nobody", "X": "x", "EY": "ey"})
+    assert printed.returncode == 0, printed.stderr
+    targets = json.loads(printed.stdout)["target"]
+    assert sorted(targets) == sorted(bake_target(r) for r in requests)
+    for request in requests:
+        target = targets[bake_target(request)]
+        assert target["args"] == nasty
+        assert target["labels"] == {"org.example.note": "${USER} %{x}", "k%{": "v"}
+        assert target["tags"] == [request.push_ref]
+        assert target["platforms"] == ["linux/amd64", "linux/arm64"]
+        assert (target["context"], target["dockerfile"]) == (str(context), str(context / "Dockerfile"))

@@ -163,6 +163,13 @@ def test_buildx_bake_file_is_what_each_build_would_run(tmp_path: Path) -> None:
     assert single[single.index("--tag") + 1] == definition["target"]["app"]["tags"][0]
 
 
+def test_buildx_bake_file_escapes_hcl_templates(tmp_path: Path) -> None:
+    """bake reads JSON as HCL: ``${`` and ``%{`` are written in their literal forms
+    (tests/e2e/test_run_merged.py checks what `docker buildx bake --print` makes of them)."""
+    _, definition = BuildxBackend().bake([request(args={"A${B}": "${HOME}%{x}$$"}, labels={})], tmp_path)
+    assert definition["target"]["app"]["args"] == {"A$${B}": "$${HOME}%%{x}$$"}
+
+
 def test_buildx_bake_builder_and_digests(tmp_path: Path) -> None:
     one, two = request(builder="multi"), request(image="web", builder="multi")
     argv, _ = BuildxBackend().bake([one, two], tmp_path)

@@ -355,6 +355,8 @@ class _Run:
         self.tasks = {t.id: t for t in tasks}
         self.order = {t.id: i for i, t in enumerate(tasks)}  # breaks ties
         self.jobs = jobs
+        # jobs=1: everything one at a time, light or not (a reproducible, serial run).
+        self.light = {t.id: t.light and jobs > 1 for t in tasks}
         self.keep_going = keep_going
         self.reporter = reporter
         self.grace_period = grace_period
@@ -412,18 +414,18 @@ class _Run:
     def _start_ready(self, pool: ThreadPoolExecutor) -> None:
         if self.cancelled.is_set() or (self.first_failure and not self.keep_going):
             return
-        # jobs=1: everything one at a time, light or not (a reproducible, serial run).
-        lane = {task_id: self.tasks[task_id].light and self.jobs > 1 for task_id in self.tasks}
         running = {False: 0, True: 0}
         for task_id in self.running.values():
-            running[lane[task_id]] += 1
+            running[self.light[task_id]] += 1
         limit = {False: self.jobs, True: LIGHT_JOBS}
         for task_id in list(self.waiting):
-            task = self.tasks[task_id]
-            if running[lane[task_id]] < limit[lane[task_id]] and all(self._succeeded(n) for n in task.needs):
+            if running[False] >= limit[False] and running[True] >= limit[True]:
+                return
+            task, light = self.tasks[task_id], self.light[task_id]
+            if running[light] < limit[light] and all(self._succeeded(need) for need in task.needs):
                 self.waiting.remove(task_id)
                 self.running[pool.submit(self._run_task, task)] = task_id
-                running[lane[task_id]] += 1
+                running[light] += 1
 
     def _succeeded(self, task_id: str) -> bool:
         result = self.results.get(task_id)

@@ -99,7 +99,6 @@ class BuildxBackend:
             raise BuildspecError(f"{path} has no 'containerimage.digest' of the form sha256:<64 hex>: {digest!r}")
         return digest
 
-
     def bake(self, requests: Sequence[BuildRequest], folder: Path) -> tuple[list[str], dict[str, Any]]:
         """One ``docker buildx bake`` for merged builds: (argv, the bake file it reads).
 

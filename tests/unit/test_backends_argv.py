@@ -58,7 +58,7 @@ def test_buildx_minimal() -> None:
             "--label", "a.b=c",
             "--label", "org.opencontainers.image.version=1.0",
             "--provenance=false",
-            "--tag", "127.0.0.1:5000/acme/app:1.0-linux-arm64", "--output", "type=registry",
+            "--tag", "127.0.0.1:5000/acme/app:1.0-linux-arm64", "--push",
             "--metadata-file", "/state/nodes/build-app-linux-arm64/metadata.json",
             "--progress=plain",
             "/src/app",
@@ -88,7 +88,7 @@ def test_buildx_target_builder_cache_and_variant_normalised() -> None:
             "--cache-from", "type=registry,ref=127.0.0.1:5000/cache:buildcache-app-linux-arm64",
             "--cache-to",
             "type=registry,ref=127.0.0.1:5000/cache:buildcache-app-linux-arm64,mode=max",
-            "--tag", "127.0.0.1:5000/acme/app:1.0-linux-arm64", "--output", "type=registry",
+            "--tag", "127.0.0.1:5000/acme/app:1.0-linux-arm64", "--push",
             "--metadata-file", "/state/nodes/build-app-linux-arm64/metadata.json",
             "--progress=plain",
             "/src/app",
@@ -137,7 +137,7 @@ def test_buildx_bake_file_is_what_each_build_would_run(tmp_path: Path) -> None:
                    platform=AMD64, args={}, labels={}, push_ref="127.0.0.1:5000/acme/tool:2-linux-amd64")
     argv, definition = BuildxBackend().bake([app, tool], tmp_path)
     assert argv == ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--provenance=false",
-                    "--metadata-file", str(tmp_path / "metadata.json"), "--progress=plain"]
+                    "--push", "--metadata-file", str(tmp_path / "metadata.json"), "--progress=plain"]
     tool_target = "my_tool-" + hashlib.sha256(b"my.tool").hexdigest()[:8]
     assert definition == {
         "group": {"default": {"targets": ["app", tool_target]}},
@@ -148,7 +148,6 @@ def test_buildx_bake_file_is_what_each_build_would_run(tmp_path: Path) -> None:
                 "args": {"BASE": "127.0.0.1:5000/base@sha256:" + "cd" * 32, "VERSION": "1.0"},
                 "labels": {"a.b": "c", "org.opencontainers.image.version": "1.0"},
                 "tags": ["127.0.0.1:5000/acme/app:1.0-linux-arm64"],
-                "output": ["type=registry"],
                 "target": "runtime",
                 "cache-from": ["type=registry,ref=127.0.0.1:5000/cache:buildcache-app-linux-amd64-linux-arm64"],
                 "cache-to": ["type=registry,ref=127.0.0.1:5000/cache:buildcache-app-linux-amd64-linux-arm64,mode=max"],
@@ -157,7 +156,6 @@ def test_buildx_bake_file_is_what_each_build_would_run(tmp_path: Path) -> None:
                 "context": str(CONTEXT), "dockerfile": str(CONTEXT / "Dockerfile"),
                 "platforms": ["linux/amd64", "linux/arm64"], "args": {}, "labels": {},
                 "tags": ["127.0.0.1:5000/acme/tool:2-linux-amd64"],
-                "output": ["type=registry"],
             },
         },
     }

@@ -209,7 +209,7 @@ def test_matrix_cells_ready_together_are_one_bake(
     assert (batch["id"], batch["nodes"]) == ("bake-1", cells)
     state = where / ".buildspec" / "work" / "bake-1"
     assert batch["commands"] == [["docker", "buildx", "bake", "--file", str(state / "bake.json"), "--provenance=false",
-                                  "--metadata-file", str(state / "metadata.json"), "--progress=plain"]]
+                                  "--push", "--metadata-file", str(state / "metadata.json"), "--progress=plain"]]
     nodes = {n["id"]: n for n in data["nodes"]}
     for cell in cells:
         assert nodes[cell]["batch"] == "bake-1"

@@ -3,9 +3,13 @@
 Each graph node becomes an executor Task:
   build:X@p      backend argv lists (the ones `plan --commands` shows), then the digest
   build:X@p1+p2  a merged buildx build: one call, then each platform's image is
-                 tagged under its own platform tag
+                 tagged under its own platform tag; merged builds of one bake batch
+                 (jobs.bake_calls) share one `docker buildx bake`, run by the first
+                 of them to start (_Bake), and each is built alone if it fails
   publish        the atomic-publishing gate: nothing to do, it only orders
   manifest:X     assemble X's index from its builds' digests and push it under every tag
+
+Manifests and the gate only talk to registries: they are light tasks (executor.py).
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ class _PushLocks:
     The platforms of one image upload the same blobs (a base image's layers that do not
     depend on the architecture) to one repository. Pushed at the same moment, registry 2.8
     with filesystem storage answered a manifest PUT with "blob unknown to registry"
-    (buildah, 12 builds at once, about 1 run in 10). One after the other, the second push
+    (buildah, 12 builds at once, seen in CI). One after the other, the second push
     finds those blobs in place and is the shorter for it. Builds still run in parallel:
     only a backend's separate push step waits (``Backend.is_push_step``).
     """

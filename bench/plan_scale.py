@@ -231,7 +231,8 @@ def run_once(argv: Sequence[str], cwd: Path, keep_output: bool = False) -> Sampl
 
 
 def buildspec_argv(exe: str) -> list[str]:
-    return [exe, "plan", "--format", "json", "--backend", "buildx", "-f", "Buildfile"]
+    # --no-merge: one node per (image, platform), as the checks count them and as bake prints them.
+    return [exe, "plan", "--format", "json", "--backend", "buildx", "--no-merge", "-f", "Buildfile"]
 
 
 def bake_argv(docker: str) -> list[str]:

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/oci_reader.py, whatever the import mode
 import oci_reader
+from runner import CliResult, run_cli
 
 if TYPE_CHECKING:
     from conftest import Env  # the top-level tests/conftest.py (fixtures env, registry, unique_repo)
@@ -68,52 +68,17 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 CLI_TIMEOUT = 600  # a whole run takes seconds to a minute; this only stops a hung one
+FIXTURE_VARIABLES = ("REGISTRY", "VERSION", "BUSYBOX_IMAGE", "KANIKO_EXECUTOR")  # the fixtures' env() names
 
 
 # ------------------------------------------------------------------ running the CLI
 
 
-@dataclass(frozen=True)
-class Cli:
-    argv: tuple[str, ...]
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def __str__(self) -> str:  # what a failing assert shows
-        return (
-            f"$ {' '.join(self.argv)}\n-> exit {self.code} after {self.seconds:.1f}s\n"
-            f"--- stdout ---\n{self.stdout[-6000:]}\n--- stderr ---\n{self.stderr[-6000:]}"
-        )
-
-
-def buildspec(command: str, buildfile: Path, *args: str, env: Mapping[str, str] | None = None) -> Cli:
-    """``python -m buildspec COMMAND -f BUILDFILE ARGS`` in the Buildfile's folder."""
-    argv = [sys.executable, "-m", "buildspec", command, "-f", str(buildfile), *args]
-    environment = {**_base_env(), **(env or {})}
-    start = time.monotonic()
-    done = subprocess.run(
-        argv,
-        cwd=buildfile.parent,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
-    return Cli(tuple(argv), done.returncode, done.stdout, done.stderr, time.monotonic() - start)
-
-
-def _base_env() -> dict[str, str]:
-    environment = dict(os.environ)
-    environment["CI"] = "true"  # a plain reporter, whatever pytest's streams are
-    environment["PYTHONUNBUFFERED"] = "1"
-    environment.pop("TERM", None)
-    for name in ("REGISTRY", "VERSION", "BUSYBOX_IMAGE", "KANIKO_EXECUTOR"):  # the fixtures' env() names
-        environment.pop(name, None)
-    return environment
+def buildspec(command: str, buildfile: Path, *args: str, env: Mapping[str, str] | None = None) -> CliResult:
+    """``buildspec COMMAND -f BUILDFILE ARGS`` in the Buildfile's folder, ``env`` over ours."""
+    ours = {k: v for k, v in os.environ.items() if k not in FIXTURE_VARIABLES}
+    return run_cli([command, "-f", str(buildfile), *args], cwd=buildfile.parent, env={**ours, **(env or {})},
+                   timeout=CLI_TIMEOUT)
 
 
 def backend_args(backend: str) -> list[str]:
@@ -314,7 +279,7 @@ class QuickstartRun:
     backend: str
     prefix: str
     plan: dict[str, dict[str, Any]]
-    run: Cli
+    run: CliResult
 
 
 @pytest.fixture(scope="module")
@@ -464,7 +429,9 @@ def test_backends_mixed_per_image(env: Env, tmp_path: Path, unique_repo: str) ->
 
 
 @pytest.fixture(scope="module")
-def kaniko_shapes(env: Env, registry: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Cli]:
+def kaniko_shapes(
+    env: Env, registry: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], CliResult]:
     """One run of contract/kaniko-shapes (file-level backend = kaniko, executor on the command line)."""
     need_environment()
     buildfile = copy_project(CONTRACT / "kaniko-shapes", tmp_path_factory.mktemp("kaniko-shapes"))
@@ -475,7 +442,7 @@ def kaniko_shapes(env: Env, registry: str, tmp_path_factory: pytest.TempPathFact
         return plan, buildspec("run", buildfile, *args, env=store)
 
 
-def test_kaniko_scratch_gives_docker_children_in_a_valid_index(kaniko_shapes: tuple[dict[str, Any], Cli]) -> None:
+def test_kaniko_scratch_gives_docker_children_in_a_valid_index(kaniko_shapes: tuple[dict[str, Any], CliResult]) -> None:
     plan, run = kaniko_shapes
     assert run.code == 0, run
     assert plan["scratch"]["backend"] == "kaniko"
@@ -485,7 +452,7 @@ def test_kaniko_scratch_gives_docker_children_in_a_valid_index(kaniko_shapes: tu
         assert index.read(platform, "/file") == f"scratch {ARCH[platform]}\n"
 
 
-def test_kaniko_on_an_oci_base_gives_oci_children(kaniko_shapes: tuple[dict[str, Any], Cli]) -> None:
+def test_kaniko_on_an_oci_base_gives_oci_children(kaniko_shapes: tuple[dict[str, Any], CliResult]) -> None:
     plan, run = kaniko_shapes
     assert run.code == 0, run
     assert (plan["ocibase"]["backend"], plan["onoci"]["backend"]) == ("buildah", "kaniko")
@@ -501,7 +468,7 @@ def test_kaniko_on_an_oci_base_gives_oci_children(kaniko_shapes: tuple[dict[str,
 
 
 def test_kaniko_arm_v7_index_entry_has_the_variant_the_config_lacks(
-    kaniko_shapes: tuple[dict[str, Any], Cli],
+    kaniko_shapes: tuple[dict[str, Any], CliResult],
 ) -> None:
     plan, run = kaniko_shapes
     assert run.code == 0, run
@@ -593,7 +560,7 @@ sys.exit(status)
 def test_buildah_pushes_to_one_repository_one_at_a_time(env: Env, tmp_path: Path, unique_repo: str) -> None:
     """The two platforms of one image upload the same blobs (busybox's shared layers) to one
     repository. Pushed at the same moment, registry 2.8 answered a manifest PUT with "blob unknown
-    to registry" (CI, 1 run in about 10): buildspec lets one buildah push per repository run at a time.
+    to registry" (seen in CI): buildspec lets one buildah push per repository run at a time.
     """
     need_environment()
     buildfile = copy_project(CONTRACT / "parallel-pulls", tmp_path)

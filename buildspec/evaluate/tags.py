@@ -1,0 +1,153 @@
+"""An image's tags (its scheme rendered, prefix/suffix, version.is_latest) and labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from buildspec import templates
+from buildspec.errors import BuildfileError
+from buildspec.evaluate.types import OCI, TagDecision, TagLister
+from buildspec.gitcontext import GitContext
+from buildspec.model import Buildfile, ImageDecl, TagScheme, TagTemplate, did_you_mean
+from buildspec.registry.reference import validate_tag
+from buildspec.syntax import ListValue, Str, Word
+from buildspec.templates import Scope, UnsetName
+from buildspec.versions import Version, is_latest
+
+
+class _LatestProbe:
+    """``version.is_latest`` for a repository: no higher stable release is there yet.
+
+    Asked only when a condition uses it; one registry read per repository.
+    """
+
+    def __init__(self, version: Version | None, lister: TagLister | None) -> None:
+        self.version = version
+        self.lister = lister
+        self.notes: list[str] = []
+        self._answers: dict[str, bool] = {}
+        self._tags: dict[str, list[str]] = {}
+
+    @staticmethod
+    def wanted(scheme: TagScheme) -> bool:
+        return any(t.condition is not None and "version.is_latest" in templates.condition_text(t.condition)
+                   for t in scheme.templates)
+
+    def __call__(self, repository: str, prefix: str = "", suffix: str = "") -> bool:
+        """Matrix cells share a repository and tell their releases apart by prefix/suffix."""
+        if self.version is None or not self.version.stable:
+            return False
+        key = f"{repository}\0{prefix}\0{suffix}"
+        if key not in self._answers:
+            existing = self._existing(repository)
+            ours = [t[len(prefix) : len(t) - len(suffix)] for t in existing
+                    if t.startswith(prefix) and t.endswith(suffix) and len(t) > len(prefix) + len(suffix)]
+            self._answers[key] = is_latest(self.version, ours)
+        return self._answers[key]
+
+    def _existing(self, repository: str) -> list[str]:
+        if repository not in self._tags:
+            self._tags[repository] = []
+            if self.lister is None:
+                self.notes.append(f"version.is_latest: {repository} not read; assuming no higher release")
+            else:
+                try:
+                    self._tags[repository] = self.lister(repository)
+                except Exception as e:  # any registry failure: say so and assume the first release
+                    self.notes.append(f"version.is_latest: cannot read the tags of {repository} ({e}); "
+                                      "assuming no higher release exists")
+        return self._tags[repository]
+
+
+def _affix_latest(decl: ImageDecl) -> bool:
+    if "affix_latest" not in decl.attributes:
+        return True
+    value = decl.attributes["affix_latest"].value
+    if not isinstance(value, Word) or value.text not in ("true", "false"):
+        raise BuildfileError("affix_latest is true or false", value.span)
+    return value.text == "true"
+
+
+def _scheme_of(decl: ImageDecl, buildfile: Buildfile) -> TagScheme:
+    if decl.inline_tags is not None:
+        return decl.inline_tags
+    if "tags" not in decl.attributes:
+        return TagScheme(None, (TagTemplate(Str("latest", '"latest"', decl.span), None),), decl.span)
+    value = decl.attributes["tags"].value
+    if isinstance(value, Word):
+        if value.text not in buildfile.schemes:
+            raise BuildfileError(f"no tag scheme named '{value.text}'", value.span,
+                                 hint=did_you_mean(value.text, buildfile.schemes))
+        return buildfile.schemes[value.text]
+    if isinstance(value, ListValue):
+        items = []
+        for item in value.items:
+            if not isinstance(item, Str):
+                raise BuildfileError('tags are strings: tags = ["latest", "{version}"]', item.span)
+            items.append(TagTemplate(item, None))
+        return TagScheme(None, tuple(items), value.span)
+    raise BuildfileError("tags is a scheme name, a list of templates or a block", value.span)
+
+
+def _tags(
+    decl: ImageDecl, buildfile: Buildfile, scope: Scope, functions: templates.Functions,
+    prefix: str, suffix: str, affix_latest: bool,
+) -> tuple[tuple[str, ...], tuple[TagDecision, ...]]:
+    scheme = _scheme_of(decl, buildfile)
+    tags: list[str] = []
+    decisions: list[TagDecision] = []
+    for item in scheme.templates:
+        seen: dict[str, str] = {}
+        condition = templates.condition_text(item.condition) if item.condition is not None else None
+
+        def decide(tag: str | None, reason: str, item: TagTemplate = item,
+                   seen: dict[str, str] = seen, condition: str | None = condition) -> None:
+            decisions.append(TagDecision(item.template.text, condition, dict(seen), tag, reason))
+
+        if item.condition is not None and not templates.evaluate(item.condition, scope, functions, seen):
+            decide(None, "condition false")
+            continue
+        try:
+            tag = templates.render(item.template, scope, seen)
+        except UnsetName as e:
+            if item.condition is None:
+                raise BuildfileError(
+                    f"tag template refers to '{e.name}', which is unset here", e.span,
+                    hint="guard the tag with a condition, e.g.  if " + e.name,
+                ) from None
+            decide(None, f"unset name {e.name}")
+            continue
+        if tag != "latest" or affix_latest:
+            tag = f"{prefix}{tag}{suffix}"
+        problem = validate_tag(tag)
+        if problem:
+            raise BuildfileError(problem, item.template.span,
+                                 hint="the |slug filter makes any text tag-safe")
+        if tag in tags:
+            decide(None, f"duplicate of {tag}")
+            continue
+        tags.append(tag)
+        decide(tag, "added")
+    if not tags:
+        raise BuildfileError(f"image '{scope['name']}' resolves to no tags", decl.span,
+                             hint="every tag's condition is false here; add one that always applies")
+    return tuple(tags), tuple(decisions)
+
+
+def _labels(decl: ImageDecl, scope: Scope, name: str, tags: Sequence[str], git: GitContext) -> dict[str, str]:
+    automatic = {
+        "created": git.commit_date,
+        "revision": git.sha,
+        "source": git.remote_url,
+        "url": git.remote_url,
+        "version": tags[0] if tags else None,
+        "title": name,
+    }
+    labels = {OCI + k: v for k, v in automatic.items() if v}
+    for entry in decl.labels:
+        if not isinstance(entry.value, Str):
+            raise BuildfileError("label values are strings", entry.value.span)
+        labels[entry.key] = templates.render_or_error(entry.value, scope, f"label {entry.key}")
+    return labels
+
+

@@ -1,0 +1,85 @@
+"""The evaluated project: what every later stage (graph, plan, run) reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buildspec.errors import Span
+from buildspec.gitcontext import GitContext
+from buildspec.model import Buildfile
+from buildspec.platform import Platform
+from buildspec.templates import ScopeValue
+from buildspec.versions import Version
+
+BACKENDS = ("auto", "buildx", "kaniko", "buildah")
+DEFAULT_PLATFORM_TAG = "{tag}-{platform.slug}"
+OCI = "org.opencontainers.image."
+
+
+@dataclass(frozen=True)
+class Pin:
+    """``image(NAME)``: the digest of NAME's build for the same platform, known at run time."""
+
+    target: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class TagDecision:
+    """What one tag template did, for ``plan --explain``."""
+
+    template: str
+    condition: str | None
+    values: Mapping[str, str]
+    tag: str | None  # the tag produced, or None when dropped
+    reason: str  # "added", "condition false", "unset name git.tag", "duplicate of 1.2.3"
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image to build and publish: a declared image or one cell of its matrix."""
+
+    name: str
+    declared_as: str
+    span: Span
+    repository: str
+    platforms: tuple[Platform, ...]
+    tags: tuple[str, ...]
+    tag_decisions: tuple[TagDecision, ...]
+    labels: Mapping[str, str]
+    args: Mapping[Platform, tuple[tuple[str, str | Pin], ...]]
+    platform_tags: Mapping[Platform, str]
+    needs: tuple[tuple[str, Span], ...]
+    context: Path
+    dockerfile: Path
+    target: str | None
+    backend: str
+    backend_span: Span | None
+    matrix: Mapping[str, str] = field(default_factory=dict)
+    cache: str | None = None
+    builder: str | None = None
+
+    def pins(self, platform: Platform) -> list[Pin]:
+        return [v for _, v in self.args[platform] if isinstance(v, Pin)]
+
+
+@dataclass(frozen=True)
+class Project:
+    buildfile: Buildfile
+    images: Mapping[str, Image]  # by cell name, in file order
+    groups: Mapping[str, tuple[str, ...]]  # group -> image names
+    declared: Mapping[str, tuple[str, ...]]  # declared image -> its cell names
+    variables: Mapping[str, ScopeValue]
+    git: GitContext
+    version: Version | None
+    backend: str
+    publish: str
+    notes: tuple[str, ...] = ()
+
+    def default_targets(self) -> tuple[str, ...]:
+        return self.groups.get("default", tuple(self.images))
+
+
+TagLister = Callable[[str], list[str]]

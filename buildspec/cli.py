@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the heavy modules load only for the command that needs them
 
     from buildspec.backends.base import Backend
     from buildspec.evaluate import Project, TagLister
+    from buildspec.uptodate.check import Verdict
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--no-bake", action="store_true",
                              help="one buildx call per image, even for images one 'docker buildx bake' "
                                   "call could build together")
+            sub.add_argument("-B", "--always-make", action="store_true",
+                             help="build every image, even those whose inputs have not changed (as make -B)")
             split = sub.add_mutually_exclusive_group()
             split.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[/VARIANT]",
                                help="only the builds for this platform, no index (one CI job per architecture)")
@@ -63,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
     plan.add_argument("--commands", action="store_true", help="show the exact argv of every build")
     plan.add_argument("--explain", action="store_true", help="show why each tag exists or was dropped")
+    plan.add_argument("--no-lookup", action="store_true",
+                      help="do not ask the registries which builds are up to date (no network access)")
 
     check = commands.add_parser("check", help="parse, evaluate and validate the Buildfile; exit 0 or 2")
     common(check, targets=False)
@@ -156,6 +161,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
     if args.command == "plan":
         from buildspec.plan import RENDERERS, PlanOptions
 
+        execution = graphs.execution_graph(selected, publish)
         options = PlanOptions(
             targets=args.targets,
             commands=args.commands,
@@ -165,8 +171,9 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
             insecure_registries=args.insecure_registry,
             backends=backends,
             bake=not args.no_bake,
+            verdicts=None if args.no_lookup else _verdicts(project, execution, backends, args),
         )
-        RENDERERS[args.format](project, graphs.execution_graph(selected, publish), options, sys.stdout)
+        RENDERERS[args.format](project, execution, options, sys.stdout)
         return int(ExitCode.OK)
 
     from buildspec.run import RunOptions, run
@@ -181,7 +188,22 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         state_dir=state_dir(project),
         backends=backends,
         bake=not args.no_bake,
+        always_make=args.always_make,
     )))
+
+
+def _verdicts(
+    project: Project, graph: nx.DiGraph[str], backends: dict[str, tuple[Backend, str]], args: argparse.Namespace,
+) -> dict[str, Verdict]:
+    """Which builds of the plan are up to date (registry lookups; see uptodate/)."""
+    from buildspec.jobs import state_dir
+    from buildspec.registry.client import RegistryClient
+    from buildspec.uptodate.check import Checker, plan_verdicts
+
+    with RegistryClient(insecure_registries=args.insecure_registry, retries=1, timeout=10) as client:
+        checker = Checker(project, lambda name: backends[name][0].name, client, state_dir=state_dir(project),
+                          insecure_registries=args.insecure_registry, always=args.always_make)
+        return plan_verdicts(project, graph, checker)
 
 
 def _platforms(values: Sequence[str]) -> list[str]:

@@ -53,6 +53,19 @@ def is_insecure(repository: str, insecure_registries: Collection[str]) -> bool:
     return host in insecure_registries or is_loopback(host)
 
 
+# Labels that change with every release or commit: they go on the index (annotations),
+# not on the platform images, so an image whose inputs did not change stays the same
+# image under a new version's tags (and its build can be skipped).
+RELEASE_LABELS = frozenset(f"org.opencontainers.image.{name}" for name in ("version", "revision", "created"))
+
+
+def build_labels(image: Image) -> dict[str, str]:
+    """The labels a build puts on the platform image (``release_labels = true``: all)."""
+    if image.release_labels:
+        return dict(image.labels)
+    return {k: v for k, v in image.labels.items() if k not in RELEASE_LABELS}
+
+
 def pin_placeholder(project: Project, pin: Pin, platform: Platform) -> str:
     return f"{project.images[pin.target].repository}@<digest of {pin.target} for {platform}>"
 
@@ -84,7 +97,7 @@ def build_request(
         dockerfile=image.dockerfile,
         target=image.target,
         args=args,
-        labels=dict(image.labels),
+        labels=build_labels(image),
         push_ref=f"{image.repository}:{image.platform_tags[platform]}",
         insecure=is_insecure(image.repository, insecure_registries),
         workdir=state_dir / "work" / safe_name(node_id),
@@ -113,14 +126,16 @@ def bake_calls(
     *,
     state_dir: Path,
     insecure_registries: Collection[str] = (),
+    skip: Collection[str] = (),
 ) -> dict[str, BakeCall]:
     """The merged buildx builds of the execution graph ``plan`` that one bake call builds
     together: ready at the same moment, on the same builder. Merged builds have no
-    ``image()`` pins, so their requests are known before anything runs."""
+    ``image()`` pins, so their requests are known before anything runs. ``skip``: nodes
+    that will not build (up to date)."""
 
     def key(node: str) -> str | None:
         attrs = plan.nodes[node]
-        if attrs["kind"] != "build" or len(graphs.platforms_of(attrs)) < 2:
+        if attrs["kind"] != "build" or len(graphs.platforms_of(attrs)) < 2 or node in skip:
             return None
         image = project.images[attrs["image"]]
         return (image.builder or "") if isinstance(backends[image.name][0], BuildxBackend) else None

@@ -58,6 +58,7 @@ SIMPLE_ATTRIBUTES = (
     "platform_tag",
     "cache",
     "builder",
+    "release_labels",
 )
 BLOCK_ATTRIBUTES = ("args", "labels", "matrix", "tags")
 ALL_ATTRIBUTES = tuple(sorted(set(SIMPLE_ATTRIBUTES) | set(BLOCK_ATTRIBUTES)))

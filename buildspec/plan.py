@@ -18,6 +18,7 @@ from buildspec import graph as graphs
 from buildspec.backends.base import Backend
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.jobs import BakeCall, bake_calls, build_request
+from buildspec.uptodate.check import Verdict
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,37 @@ class PlanOptions:
     # image name -> (backend, why it was chosen)
     backends: Mapping[str, tuple[Backend, str]] = field(default_factory=dict)
     bake: bool = True  # batch merged buildx builds into `docker buildx bake` calls, as run does
+    # build node -> up to date or why it builds (None: not looked up, --no-lookup)
+    verdicts: Mapping[str, Verdict] | None = None
+
+
+def _fresh(options: PlanOptions) -> set[str]:
+    return {node for node, verdict in (options.verdicts or {}).items() if verdict.fresh}
+
+
+def _verdict_json(verdict: Verdict | None) -> dict[str, Any]:
+    if verdict is None:
+        return {}
+    if verdict.fresh:
+        return {"status": "up to date", "digests": dict(verdict.digests), "keys": dict(verdict.keys)}
+    return {"status": "will build", "reasons": list(verdict.reasons), "keys": dict(verdict.keys)}
+
+
+def _verdict_text(verdict: Verdict | None) -> str:
+    from rich.markup import escape
+
+    if verdict is None:
+        return ""
+    if verdict.fresh:
+        return f"  [green]up to date[/green] [dim]({', '.join(verdict.digests.values())})[/dim]"
+    return f"  [yellow]will build[/yellow]: {escape('; '.join(verdict.reasons))}"
 
 
 def _bake_calls(project: Project, graph: nx.DiGraph[str], options: PlanOptions) -> dict[str, BakeCall]:
     if not options.bake:
         return {}
     return bake_calls(project, graph, options.backends, state_dir=options.state_dir,
-                      insecure_registries=options.insecure_registries)
+                      insecure_registries=options.insecure_registries, skip=_fresh(options))
 
 
 def _backend_name(options: PlanOptions, image: str) -> str:
@@ -122,6 +147,8 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
             item["platforms"] = platforms
             if node in batch_of:
                 item["batch"] = batch_of[node]
+            if options.verdicts is not None:
+                item.update(_verdict_json(options.verdicts.get(node)))
         item["needs"] = graphs.needs_of(graph, node)
         if options.commands and attrs["kind"] == "build":
             item["commands"] = _command(project, options, attrs)
@@ -214,7 +241,8 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
                     if options.commands:
                         _print_argv(console, call.argv, indent=6)
                 batched = f"  [dim]in {call.batch}[/dim]" if call is not None else ""
-                console.print(f"    {node}  [dim]-> {push}[/dim]{batched}{after}")
+                verdict = options.verdicts.get(node) if options.verdicts is not None else None
+                console.print(f"    {node}  [dim]-> {push}[/dim]{batched}{after}{_verdict_text(verdict)}")
                 if options.commands:
                     for argv in _command(project, options, attrs):
                         _print_argv(console, argv, indent=6)

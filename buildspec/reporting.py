@@ -252,6 +252,16 @@ class ImageSummary:
     platform_digests: Mapping[str, str]
     duration: float | None
     status: str
+    build: str | None = None  # built | up to date | retagged (None: no build node ran)
+
+
+def build_counts(images: Sequence[ImageSummary]) -> str:
+    """``images: 2 built, 3 up to date, 1 retagged`` (only the images whose builds ran)."""
+    counts = Counter(image.build for image in images if image.build)
+    if not counts:
+        return ""
+    parts = [f"{counts[k]} {k}" for k in ("built", "up to date", "retagged")]
+    return "images: " + ", ".join(parts)
 
 
 def print_summary(images: Sequence[ImageSummary], run: RunResult, console_stream: TextIO) -> None:
@@ -266,8 +276,11 @@ def print_summary(images: Sequence[ImageSummary], run: RunResult, console_stream
             console.print(_image_table(images))
         for line in _outcome_lines(run):
             console.print(line, soft_wrap=True)
+        if build_counts(images):
+            console.print(Text(build_counts(images), style="bold"))
         return
-    for line in [*_image_lines(images), *_outcome_lines(run)]:
+    counts = [Text(build_counts(images))] if build_counts(images) else []
+    for line in [*_image_lines(images), *_outcome_lines(run), *counts]:
         console_stream.write(line.plain + "\n")
     console_stream.flush()
 
@@ -283,6 +296,8 @@ def _image_table(images: Sequence[ImageSummary]) -> Table:
         name = Text(image.name, style=_image_style(image.status))
         if image.status != "succeeded":
             name.append(f" ({image.status})")
+        elif image.build:
+            name.append(f" ({image.build})", style="dim")
         name.append(f"\n{image.repository}", style="dim")
         table.add_row(
             name,
@@ -301,7 +316,8 @@ def _image_style(status: str) -> str:
 def _image_lines(images: Sequence[ImageSummary]) -> list[Text]:
     lines: list[Text] = []
     for image in images:
-        lines.append(Text(f"{image.name}  {image.status}  {_duration(image.duration)}"))
+        build = f"  ({image.build})" if image.build else ""
+        lines.append(Text(f"{image.name}  {image.status}{build}  {_duration(image.duration)}"))
         lines.append(Text(f"  repository  {image.repository}"))
         lines.append(Text(f"  platforms   {', '.join(image.platforms)}"))
         lines.append(Text(f"  tags        {', '.join(image.tags)}"))
@@ -349,6 +365,7 @@ def summary_json(images: Sequence[ImageSummary], run: RunResult) -> dict[str, ob
                 "platform_digests": dict(image.platform_digests),
                 "duration": _seconds(image.duration),
                 "status": image.status,
+                "build": image.build,
             }
             for image in images
         ],
@@ -358,6 +375,8 @@ def summary_json(images: Sequence[ImageSummary], run: RunResult) -> dict[str, ob
                 "status": result.status.value,
                 "duration": _seconds(result.duration),
                 "detail": result.detail,
+                **({"build": result.data["fresh"], "reasons": list(result.data.get("reasons") or ())}  # type: ignore[call-overload]
+                   if "fresh" in result.data else {}),
             }
             for result in run.results.values()
         ],

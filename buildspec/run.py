@@ -1,7 +1,9 @@
 """Stage 6: run the execution graph: per-platform builds, then the manifest step.
 
 Each graph node becomes an executor Task:
-  build:X@p      backend argv lists (the ones `plan --commands` shows), then the digest
+  build:X@p      up to date (its input key is in the registry: re-use that image, move
+                 its platform tag if needed) or backend argv lists (the ones
+                 `plan --commands` shows), then the digest and the key record
   build:X@p1+p2  a merged buildx build: one call, then each platform's image is
                  tagged under its own platform tag; merged builds of one bake batch
                  (jobs.bake_calls) share one `docker buildx bake`, run by the first
@@ -45,6 +47,8 @@ from buildspec.platform import Platform
 from buildspec.registry.client import RegistryClient
 from buildspec.registry.index import IndexEntry, publish_index, select_child
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
+from buildspec.uptodate import records
+from buildspec.uptodate.check import Checker, Verdict
 
 ANNOTATED_LABELS = "org.opencontainers.image."
 
@@ -60,14 +64,23 @@ class RunOptions:
     state_dir: Path = Path(".buildspec")
     backends: Mapping[str, tuple[Backend, str]] = field(default_factory=dict)
     bake: bool = True  # batch merged buildx builds into `docker buildx bake` calls
+    always_make: bool = False  # -B: build every node, as if nothing were up to date
 
 
 def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCode:
     plan = graphs.execution_graph(graph, options.publish)
     client = RegistryClient(insecure_registries=options.insecure_registries)
-    shared = _Shared(client, _PushLocks(), _bakes(project, plan, options))
+    # Lookups give up sooner: a base image on a registry that cannot be reached means
+    # "build", not a run that waits for retries.
+    lookups = RegistryClient(insecure_registries=options.insecure_registries, retries=1, timeout=10)
     try:
         _check_registries(project, plan, client)
+        checker = Checker(project, lambda name: options.backends[name][0].name, lookups,
+                          state_dir=options.state_dir, insecure_registries=options.insecure_registries,
+                          always=options.always_make)
+        verdicts = upfront_verdicts(project, plan, checker)
+        fresh = {node for node, verdict in verdicts.items() if verdict.fresh}
+        shared = _Shared(client, _PushLocks(), _bakes(project, plan, options, fresh), checker, verdicts)
         # In the plan's order, wave by wave, so that `run -j 1` does what `plan` lists.
         tasks = [_task(project, plan, node, options, shared) for wave in graphs.waves(plan) for node in wave]
         result = execute(
@@ -79,6 +92,7 @@ def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCo
         )
     finally:
         client.close()
+        lookups.close()
     images = [_summary(project.images[name], plan, result) for name in graphs.images_in(plan)]
     print_summary(images, result, sys.stderr)
     _print_published(images)
@@ -96,6 +110,21 @@ def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryC
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="preflight") as pool:
         for _ in pool.map(client.list_tags, repositories):
             pass
+
+
+def upfront_verdicts(project: Project, plan: nx.DiGraph[str], checker: Checker) -> dict[str, Verdict]:
+    """Whether each build node whose inputs are known before anything runs (no image()
+    pin) is up to date: at most 8 lookups at once. Pinned nodes are checked when their
+    dependencies are done (their key holds the dependencies' digests)."""
+    nodes = [n for n, attrs in plan.nodes(data=True) if attrs["kind"] == "build"
+             and not any(project.images[attrs["image"]].pins(p) for p in graphs.platforms_of(attrs))]
+
+    def verdict(node: str) -> Verdict:
+        attrs = plan.nodes[node]
+        return checker.check(project.images[attrs["image"]], graphs.platforms_of(attrs), {})
+
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="uptodate") as pool:
+        return dict(zip(nodes, pool.map(verdict, nodes), strict=True))
 
 
 def _expected_failures(action: Callable[[TaskContext], Outcome]) -> Callable[[TaskContext], Outcome]:
@@ -162,12 +191,12 @@ class _Bake:
         return self.call.backend.read_bake_digest(self.call.requests[node], self.call.folder)
 
 
-def _bakes(project: Project, plan: nx.DiGraph[str], options: RunOptions) -> dict[str, _Bake]:
-    """node id -> the bake that builds it."""
+def _bakes(project: Project, plan: nx.DiGraph[str], options: RunOptions, fresh: set[str]) -> dict[str, _Bake]:
+    """node id -> the bake that builds it (up-to-date nodes are in none)."""
     if not options.bake:
         return {}
     calls = bake_calls(project, plan, options.backends, state_dir=options.state_dir,
-                       insecure_registries=options.insecure_registries)
+                       insecure_registries=options.insecure_registries, skip=fresh)
     return {node: bake for bake in map(_Bake, calls.values()) for node in bake.call.requests}
 
 
@@ -178,6 +207,8 @@ class _Shared:
     client: RegistryClient
     pushes: _PushLocks
     bakes: Mapping[str, _Bake]
+    checker: Checker
+    verdicts: Mapping[str, Verdict]  # the nodes checked before the run started
 
 
 def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOptions, shared: _Shared) -> Task:
@@ -206,13 +237,25 @@ def _build_action(
     bake = shared.bakes.get(node)
 
     def action(ctx: TaskContext) -> Outcome:
+        pins = {pin.target: f"{project.images[pin.target].repository}@{_built_digest(ctx, plan, pin.target, p)}"
+                for p in platforms for pin in image.pins(p)}
+        verdict = shared.verdicts.get(node) or shared.checker.check(image, platforms, pins)
+        if verdict.fresh:
+            return _up_to_date(ctx, shared.client, image, verdict)
+        for reason in verdict.reasons:
+            ctx.log(f"will build: {reason}")
+        outcome = build(ctx, pins)
+        if outcome.ok:
+            _record(ctx, shared, image, pins, verdict, outcome)
+            outcome = Outcome(True, outcome.detail, {**outcome.data, "fresh": "built", "reasons": verdict.reasons})
+        return outcome
+
+    def build(ctx: TaskContext, pins: Mapping[str, str]) -> Outcome:
         if bake is not None:
             if bake.build(ctx):
                 return _pushed(ctx, shared.client, image, platforms, bake.call.requests[node].push_ref,
                                bake.digest(node))
             ctx.log(f"{bake.call.batch} failed: building {node} alone")
-        pins = {pin.target: f"{project.images[pin.target].repository}@{_built_digest(ctx, plan, pin.target, p)}"
-                for p in platforms for pin in image.pins(p)}
         request = build_request(project, image, platforms[0], state_dir=options.state_dir,
                                 insecure_registries=options.insecure_registries, pins=pins, merged=merged)
         request.workdir.mkdir(parents=True, exist_ok=True)
@@ -224,6 +267,47 @@ def _build_action(
         return _pushed(ctx, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
 
     return action
+
+
+def _up_to_date(ctx: TaskContext, client: RegistryClient, image: Image, verdict: Verdict) -> Outcome:
+    """Re-use the images found by key; move a platform tag that points elsewhere (a new
+    version's platform tag), so the registry holds what a build would have pushed."""
+    moved = []
+    for platform in image.platforms:
+        digest = verdict.digests.get(str(platform))
+        if digest is None:
+            continue
+        ctx.log(f"up to date: {image.repository}@{digest} has key {verdict.keys[str(platform)]}")
+        tag = image.platform_tags[platform]
+        current = client.find_manifest(f"{image.repository}:{tag}")
+        if current is None or current.digest != digest:
+            manifest = client.get_manifest(f"{image.repository}@{digest}")
+            client.put_manifest(image.repository, tag, manifest.media_type, manifest.body)
+            ctx.log(f"tagged {image.repository}:{tag} -> {digest}")
+            moved.append(tag)
+    fresh = "retagged" if moved else "up to date"
+    return Outcome(True, f"{fresh} ({', '.join(verdict.digests.values())})",
+                   {"digests": dict(verdict.digests), "fresh": fresh, "reasons": ()})
+
+
+def _record(ctx: TaskContext, shared: _Shared, image: Image, pins: Mapping[str, str], verdict: Verdict,
+            outcome: Outcome) -> None:
+    """Push the key record of each platform image just built, unless its inputs moved while
+    it was being built (the image may then hold either: the next run builds again)."""
+    digests: Mapping[str, str] = outcome.data["digests"]  # type: ignore[assignment]
+    for platform in image.platforms:
+        inputs = verdict.inputs.get(str(platform))
+        if inputs is None or str(platform) not in digests:
+            continue
+        try:
+            again = shared.checker.inputs(image, platform, pins, again=True)
+            if again.key != inputs.key:
+                ctx.log(f"not recording the key of {platform}: the inputs changed while it was built")
+                continue
+            records.record(shared.client, image.repository, image.name, platform, digests[str(platform)], inputs)
+            ctx.log(f"recorded key {inputs.key} for {platform}")
+        except BuildspecError as e:  # the image is fine; only the next run's skip is lost
+            ctx.log(f"warning: cannot record the key of {platform}: {e}")
 
 
 def _pushed(ctx: TaskContext, client: RegistryClient, image: Image, platforms: tuple[Platform, ...], push_ref: str,
@@ -268,10 +352,11 @@ def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient
             entries.append(IndexEntry(platform, digest))
         if ctx.cancelled.is_set():
             return Outcome(False, "interrupted before publishing")
-        published = publish_index(client, image.repository, entries, image.tags, annotations)
+        published = publish_index(client, image.repository, entries, image.tags, annotations, skip_current=True)
         for tag in published.tags:
-            ctx.log(f"pushed {published.repository}:{tag} -> {published.digest} ({published.media_type})")
-        return Outcome(True, published.digest, {"digest": published.digest,
+            done = "pushed" if tag in published.moved else "already at"
+            ctx.log(f"{done} {published.repository}:{tag} -> {published.digest} ({published.media_type})")
+        return Outcome(True, published.digest, {"digest": published.digest, "moved": list(published.moved),
                                                 "manifests": dict(published.manifests)})
 
     return action
@@ -298,7 +383,19 @@ def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummar
         platform_digests=platform_digests,
         duration=(max(ended) - min(started)) if started and ended else None,
         status=_image_status(manifest, list(builds.values())),
+        build=_freshness(manifest, list(builds.values())),
     )
+
+
+def _freshness(manifest: TaskResult | None, builds: Sequence[TaskResult]) -> str | None:
+    """``built`` (a build ran), ``retagged`` (nothing built, but a tag moved) or ``up to date``."""
+    states = [str(b.data.get("fresh")) for b in builds if b.status is Status.SUCCEEDED and "fresh" in b.data]
+    if not states:
+        return None
+    if "built" in states:
+        return "built"
+    moved = manifest is not None and bool(manifest.data.get("moved"))
+    return "retagged" if moved or "retagged" in states else "up to date"
 
 
 def _image_status(manifest: TaskResult | None, builds: Sequence[TaskResult]) -> str:

@@ -164,6 +164,7 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
         matrix=matrix,
         cache=text("cache"),
         builder=text("builder") or templates.to_text(scope.get("builder")) or None,
+        release_labels=_flag(decl, "release_labels", default=False),
     )
 
 
@@ -210,3 +211,12 @@ def _platforms(value: Value) -> tuple[Platform, ...]:
             raise BuildfileError(f"platform {platform} is listed twice", item.span)
         result.append(platform)
     return tuple(result)
+
+
+def _flag(decl: ImageDecl, name: str, *, default: bool) -> bool:
+    if name not in decl.attributes:
+        return default
+    value = decl.attributes[name].value
+    if not isinstance(value, Word) or value.text not in ("true", "false"):
+        raise BuildfileError(f"{name} is true or false", value.span)
+    return value.text == "true"

@@ -60,6 +60,8 @@ class Image:
     matrix: Mapping[str, str] = field(default_factory=dict)
     cache: str | None = None
     builder: str | None = None
+    # Put the per-release labels (version, revision, created) on the platform images too.
+    release_labels: bool = False
 
     def pins(self, platform: Platform) -> list[Pin]:
         return [v for _, v in self.args[platform] if isinstance(v, Pin)]

@@ -196,6 +196,9 @@ class RegistryClient:
         response = self._request("GET", ref, f"manifests/{ref.identifier}", headers={"Accept": _MANIFEST_ACCEPT})
         if response.status_code != 200:
             raise self._error(ref, f"cannot get manifest {ref.identifier}", response)
+        return self._manifest(ref, response)
+
+    def _manifest(self, ref: Reference, response: requests.Response) -> Manifest:
         body = response.content
         digest = sha256_digest(body)
         if ref.digest:
@@ -209,6 +212,16 @@ class RegistryClient:
         if media_type not in MANIFEST_MEDIA_TYPES:
             media_type = _media_type_from_body(body) or media_type
         return Manifest(media_type, digest, body)
+
+    def find_manifest(self, ref: Reference | str) -> Manifest | None:
+        """Like ``get_manifest``, but None when the registry has no such manifest (404)."""
+        ref = as_reference(ref)
+        response = self._request("GET", ref, f"manifests/{ref.identifier}", headers={"Accept": _MANIFEST_ACCEPT})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(ref, f"cannot get manifest {ref.identifier}", response)
+        return self._manifest(ref, response)
 
     def manifest_exists(self, ref: Reference | str) -> bool:
         """Whether the registry has a manifest for ``ref`` (a HEAD request)."""

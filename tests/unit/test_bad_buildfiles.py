@@ -125,7 +125,7 @@ def test_unknown_target_on_the_command_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, buildspec_env: dict[str, str]
 ) -> None:
     monkeypatch.chdir(REPO / "examples" / "quickstart")
-    status = main(["plan", "--backend", "buildx", "ap"])
+    status = main(["plan", "--no-lookup", "--backend", "buildx", "ap"])
     out, err = capsys.readouterr()
     assert (status, out) == (2, "")
     assert err == "buildspec: error: no target named 'ap'; did you mean 'app'?\n"

@@ -67,7 +67,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def plan(capsys: pytest.CaptureFixture[str], buildfile: Path, *options: str) -> str:
-    status, out, err = run(capsys, "plan", "-f", str(buildfile), "--backend", "buildx", *options)
+    status, out, err = run(capsys, "plan", "--no-lookup", "-f", str(buildfile), "--backend", "buildx", *options)
     assert (status, err) == (0, ""), err
     return out
 

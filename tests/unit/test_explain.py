@@ -135,7 +135,7 @@ def schedule(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def plan(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    assert cli.main(["plan", "--explain", "--backend", "buildx", *args]) == 0
+    assert cli.main(["plan", "--no-lookup", "--explain", "--backend", "buildx", *args]) == 0
     out, err = capsys.readouterr()
     assert err == ""
     # The log folder is per machine ($XDG_STATE_HOME: the example's context is its own folder).
@@ -267,7 +267,7 @@ def test_json_without_explain_has_no_decisions(repo: Path, tmp_path: Path, monke
                                                capsys: pytest.CaptureFixture[str]) -> None:
     schedule(repo, tmp_path, monkeypatch)
     monkeypatch.setattr(cli, "_tag_lister", registry([]))
-    assert cli.main(["plan", "--backend", "buildx", "--format", "json"]) == 0
+    assert cli.main(["plan", "--no-lookup", "--backend", "buildx", "--format", "json"]) == 0
     (image,) = json.loads(capsys.readouterr().out)["images"]
     assert "tag_decisions" not in image
     assert image["tags"][-1] == "nightly-20260326"

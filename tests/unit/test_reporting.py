@@ -247,6 +247,7 @@ def test_summary_json_shape(tmp_path: Path) -> None:
                 "platform_digests": {"linux/amd64": AMD64, "linux/arm64": ARM64},
                 "duration": 12.346,
                 "status": "succeeded",
+                "build": None,
             },
             {
                 "name": "worker",
@@ -256,6 +257,7 @@ def test_summary_json_shape(tmp_path: Path) -> None:
                 "platform_digests": {},
                 "duration": None,
                 "status": "failed",
+                "build": None,
             },
         ],
         "nodes": [

@@ -28,10 +28,11 @@ from buildspec.errors import BuildspecError, RegistryError
 from buildspec.evaluate import Image, Project, host
 from buildspec.jobs import build_request
 from buildspec.platform import Platform
-from buildspec.registry.client import RegistryClient
+from buildspec.registry.client import Manifest, RegistryClient
+from buildspec.registry.index import select_child
 from buildspec.registry.reference import as_reference
 from buildspec.uptodate import records
-from buildspec.uptodate.dockerfile import Unresolved, base_references
+from buildspec.uptodate.dockerfile import Base, Unresolved, base_references
 from buildspec.uptodate.key import Inputs, TreeCache, changes, request_inputs
 
 _T = TypeVar("_T")
@@ -68,7 +69,7 @@ class Checker:
         self.insecure_registries = tuple(insecure_registries)
         self.always = always
         self.trees = _SafeTreeCache()
-        self._bases: dict[str, str | BuildspecError] = {}
+        self._bases: dict[str, Manifest | BuildspecError] = {}
         self._down: dict[str, RegistryError] = {}  # registry host -> why it cannot be reached
         self._lock = threading.Lock()
         self._build_platform = host()
@@ -85,10 +86,11 @@ class Checker:
             raise BuildspecError(f"cannot read {request.dockerfile}: {exc}") from None
         contexts = getattr(request, "contexts", None) or {}
         bases: dict[str, str] = {}
-        for reference in base_references(text, request.args, platform, self._build_platform, contexts):
-            if isinstance(reference, Unresolved):
-                raise BuildspecError(f"FROM {reference.text}: ${reference.missing} has no value here")
-            bases[reference] = self._resolve(reference, again)
+        for base in base_references(text, request.args, platform, self._build_platform, contexts):
+            if isinstance(base, Unresolved):
+                raise BuildspecError(f"FROM {base.text}: ${base.missing} has no value here")
+            name = base.reference if base.platform == platform else f"{base.reference} ({base.platform})"
+            bases[name] = self._resolve(base, again)
         pin_args = {name: value.target for name, value in image.args[platform] if not isinstance(value, str)}
         try:
             trees = TreeCache() if again else self.trees
@@ -96,22 +98,29 @@ class Checker:
         except OSError as exc:
             raise BuildspecError(f"cannot read the build context: {exc}") from None
 
-    def _resolve(self, reference: str, again: bool = False) -> str:
-        """The digest ``reference`` points at now (a digest reference is its own answer)."""
-        if "@" in reference:
-            return reference.rpartition("@")[2]
+    def _resolve(self, base: Base, again: bool = False) -> str:
+        """The digest of the image ``base`` names for its platform, now: an index is
+        resolved to its child for that platform, so that a base image updated for one
+        platform only makes only that platform's builds stale."""
+        reference = base.reference
         with self._lock:
             known = None if again else self._bases.get(reference)
         if known is None:
             try:
-                known = self._ask(reference, lambda: self.client.get_manifest(as_reference(reference)).digest)
+                known = self._ask(reference, lambda: self.client.get_manifest(as_reference(reference)))
             except BuildspecError as exc:
                 known = BuildspecError(f"cannot resolve FROM {reference}: {exc}")
             with self._lock:
                 self._bases[reference] = known
         if isinstance(known, BuildspecError):
             raise known
-        return known
+        if not known.is_index:
+            return known.digest
+        try:
+            child = select_child(known.json(), base.platform, f"{reference}@{known.digest}")["digest"]
+        except (RegistryError, KeyError, ValueError) as exc:
+            raise BuildspecError(f"cannot resolve FROM {reference} for {base.platform}: {exc}") from None
+        return str(child)
 
     def check(self, image: Image, platforms: Sequence[Platform], pins: Mapping[str, str] | None) -> Verdict:
         """``pins``: image() name -> ``repo@digest``; None when a dependency is still to be
@@ -169,7 +178,7 @@ class Checker:
             last = records.last_inputs(self.client, image.repository, image.name, platform)
         except BuildspecError:
             last = None
-        if last is None:
+        if last is None or last.get("key") == inputs.key:  # nothing changed, but the image is gone
             return ["no image with this key"]
         return changes(last, inputs)
 

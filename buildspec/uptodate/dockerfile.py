@@ -21,11 +21,19 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from buildspec.platform import Platform
+from buildspec.platform import Platform, PlatformError
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-+])(?P<word>[^}]*))?\}"
                        r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+@dataclass(frozen=True)
+class Base:
+    """An image the build uses, and the platform it is pulled for (``FROM --platform=``)."""
+
+    reference: str
+    platform: Platform
 
 
 @dataclass(frozen=True)
@@ -125,23 +133,23 @@ def base_references(
     platform: Platform,
     build_platform: Platform,
     contexts: Collection[str] = (),
-) -> list[str | Unresolved]:
+) -> list[Base | Unresolved]:
     """The external images the Dockerfile ``text`` uses, in order, de-duplicated."""
     automatic = platform_args(platform, build_platform)
     globals_: dict[str, str] = dict(automatic)
     stages: set[str] = set()
-    found: dict[str, str | Unresolved] = {}
+    found: dict[tuple[str, str], Base | Unresolved] = {}
     seen_from = False
 
-    def add(reference: str | Unresolved) -> None:
+    def add(reference: str | Unresolved, pulled_for: Platform = platform) -> None:
         if isinstance(reference, str):
             if not reference or reference.lower() == "scratch" or reference.lower() in stages:
                 return
             if reference.isdigit() or reference in contexts:
                 return
-            found.setdefault(reference, reference)
+            found.setdefault((reference, str(pulled_for)), Base(reference, pulled_for))
         else:
-            found.setdefault(reference.text, reference)
+            found.setdefault((reference.text, ""), reference)
 
     for word, rest in instructions(text):
         if word == "ARG" and not seen_from:
@@ -156,11 +164,23 @@ def base_references(
                     globals_.pop(name, None)
         elif word == "FROM":
             seen_from = True
-            parts = [p for p in rest.split() if not p.startswith("--")]
+            words = rest.split()
+            parts = [p for p in words if not p.startswith("--")]
             if not parts:
                 continue
             reference = _substitute(parts[0], globals_)
-            add(reference)
+            wanted = _flag(words, "platform")
+            pulled_for = platform
+            if wanted is not None:
+                platform_text = _substitute(wanted, globals_)
+                if isinstance(platform_text, Unresolved):
+                    reference = platform_text
+                else:
+                    try:
+                        pulled_for = Platform.parse(platform_text)
+                    except PlatformError:
+                        reference = Unresolved(wanted, wanted)
+            add(reference, pulled_for)
             if len(parts) >= 3 and parts[1].lower() == "as":
                 stages.add(parts[2].lower())
         elif word in ("COPY", "ADD"):

@@ -25,6 +25,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,7 @@ class Inputs:
 
     def encode(self) -> str:
         """The compressed record carried by the pushed image (base64 of gzipped JSON)."""
-        record = {**self.document(), "files": dict(self.files), "pins": dict(self.pins)}
+        record = {**self.document(), "key": self.key, "files": dict(self.files), "pins": dict(self.pins)}
         data = gzip.compress(json.dumps(record, sort_keys=True, separators=(",", ":")).encode(), mtime=0)
         if len(data) > _MAX_RECORD:
             record["files"] = tree_digest(dict(self.files))
@@ -141,7 +142,8 @@ def request_inputs(
 ) -> Inputs:
     """The inputs of one per-platform request (for a merged build: one per platform)."""
     files = dict(trees.entries(request.context, request.dockerfile))
-    settings: dict[str, Any] = {"dockerfile": "sha256:" + file_digest(request.dockerfile)}
+    where = os.path.relpath(request.dockerfile, request.context)  # the same in every clone
+    settings: dict[str, Any] = {"dockerfile": f"{where} sha256:{file_digest(request.dockerfile)}"}
     for item in dataclasses.fields(request):
         if item.name in _NOT_INPUTS:
             continue
@@ -174,7 +176,9 @@ def changes(old: Mapping[str, Any], new: Inputs, limit: int = 6) -> list[str]:
         if before == after:
             continue
         if name == "dockerfile":
-            found.append("the Dockerfile changed")
+            path = str(after).rpartition(" ")[0]
+            if f"{path} changed" not in found:  # a Dockerfile inside the context is listed already
+                found.append(f"{path} changed")
         elif name in ("args", "labels") and isinstance(before, dict) and isinstance(after, dict):
             found += _mapping_changes("arg" if name == "args" else "label", before, after, new.pins)
         else:

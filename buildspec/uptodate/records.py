@@ -27,7 +27,7 @@ from buildspec.errors import RegistryError
 from buildspec.platform import Platform
 from buildspec.registry.client import OCI_INDEX, RegistryClient
 from buildspec.registry.reference import as_reference
-from buildspec.uptodate.key import Inputs, decode
+from buildspec.uptodate.key import KEY_VERSION, Inputs, decode
 
 ARTIFACT_TYPE = "application/vnd.buildspec.inputs.v1+json"
 KEY_ANNOTATION = "dev.buildspec.key"
@@ -68,7 +68,9 @@ def find(client: RegistryClient, repository: str, key: str) -> Hit | None:
         digest = entry["digest"]
     except (ValueError, TypeError, KeyError, AttributeError):
         return None  # not ours, or damaged: build
-    if annotations.get(KEY_ANNOTATION) != key or not isinstance(digest, str):
+    if annotations.get(KEY_ANNOTATION) != key or annotations.get(VERSION_ANNOTATION) != str(KEY_VERSION):
+        return None  # a record of another recipe never counts, whatever its tag says
+    if not isinstance(digest, str):
         return None
     if not client.manifest_exists(ref.with_digest(digest)):
         return None  # the image itself was deleted: build it again

@@ -141,14 +141,26 @@ def manifest_digest(ref: str, *, creds: str | None = None) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def tags_of(repository: str, *, creds: str | None = None) -> list[str]:
-    """Sorted tags of ``repository``; none when the registry does not know it (404)."""
+BOOKKEEPING = ("buildspec-key-", "buildspec-last-")  # input-key records (buildspec/uptodate/records.py)
+
+
+def tags_of(repository: str, *, creds: str | None = None, bookkeeping: bool = False) -> list[str]:
+    """Sorted tags of ``repository``; none when the registry does not know it (404).
+
+    Without ``bookkeeping``, the input-key records' tags are left out (bookkeeping_tags)."""
     try:
-        return oci_reader.tags(repository, creds=creds)
+        found = oci_reader.tags(repository, creds=creds)
     except oci_reader.SkopeoError as error:
         if "404" in str(error):
             return []
         raise
+    return found if bookkeeping else [t for t in found if not t.startswith(BOOKKEEPING)]
+
+
+def bookkeeping_tags(repository: str, *, creds: str | None = None) -> dict[str, list[str]]:
+    """``{"buildspec-key-": [...], "buildspec-last-": [...]}``: the input-key records' tags."""
+    found = tags_of(repository, creds=creds, bookkeeping=True)
+    return {prefix: [t for t in found if t.startswith(prefix)] for prefix in BOOKKEEPING}
 
 
 def secrets_in_files(folder: Path, secrets: Sequence[str]) -> list[str]:

@@ -44,7 +44,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/oci_reader.py, whatever the import mode
 import oci_reader
-from runner import CliResult, run_cli
+from runner import CliResult, run_cli, tags_of
 
 if TYPE_CHECKING:
     from conftest import Env  # the top-level tests/conftest.py (fixtures env, registry, unique_repo)
@@ -258,7 +258,8 @@ def read_index(repository: str, tags: Sequence[str]) -> Index:
 
 
 def registry_tags(repository: str) -> set[str]:
-    return set(oci_reader.tags(repository))
+    """The release's tags: input-key records (buildspec-key-*, buildspec-last-*) left out."""
+    return set(tags_of(repository))
 
 
 def check_published(image: Mapping[str, Any], expected_platforms: Sequence[str]) -> Index:

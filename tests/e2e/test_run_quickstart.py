@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import oci_reader
 import pytest
-from runner import UNAME, CliResult, copy_example, manifest_digest, run_cli, tags_of
+from runner import UNAME, CliResult, bookkeeping_tags, copy_example, manifest_digest, run_cli, tags_of
 
 if TYPE_CHECKING:
     from conftest import Env  # tests/conftest.py: fixtures env, unique_repo, require_tools
@@ -75,6 +75,10 @@ def test_quickstart_publishes_both_images_for_both_platforms(
         assert tags_of(repository) == sorted([*image["tags"], *image["platform_tags"].values()]), (
             "the registry has tags that neither the scheme nor the platform tags explain"
         )
+        # and one input-key record per platform image, under its key and as the newest build
+        records = bookkeeping_tags(repository)
+        assert len(records["buildspec-key-"]) == len(PLATFORMS), records
+        assert sorted(records["buildspec-last-"]) == [f"buildspec-last-{name}-linux-{a}" for a in ("amd64", "arm64")]
 
         index = oci_reader.raw_manifest(f"{repository}@{index_digest}")
         assert index["mediaType"] in oci_reader.INDEX_TYPES, index

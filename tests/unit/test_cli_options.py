@@ -20,7 +20,8 @@ def test_jobs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_platform_no_image_has_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["plan", "--no-lookup", "-f", str(QUICKSTART), "--backend", "buildx", "--platform", "linux/s390x"]) == 2
+    argv = ["plan", "--no-lookup", "-f", str(QUICKSTART), "--backend", "buildx", "--platform", "linux/s390x"]
+    assert cli.main(argv) == 2
     assert "no image of the selection is built for linux/s390x" in capsys.readouterr().err
 
 
@@ -30,7 +31,8 @@ def test_a_malformed_platform_is_a_usage_error(capsys: pytest.CaptureFixture[str
 
 
 def test_platform_job_plans_only_that_platforms_builds(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["plan", "--no-lookup", "-f", str(QUICKSTART), "--backend", "buildx", "--format", "json", "--platform", "linux/arm64"]
+    argv = ["plan", "--no-lookup", "-f", str(QUICKSTART), "--backend", "buildx", "--format", "json",
+            "--platform", "linux/arm64"]
     assert cli.main(argv) == 0
     nodes = json.loads(capsys.readouterr().out)["nodes"]
     assert [n["id"] for n in nodes] == ["build:base@linux/arm64", "build:app@linux/arm64"]

@@ -179,7 +179,8 @@ def check_survives(places: dict[str, Path], name: str, data: bytes) -> None:
         assert err.startswith((str(path), "buildspec: error: ")), err
         return
     assert out.startswith(f"{path}: ok"), out
-    status, out, err = run("plan", "--no-lookup", "-f", str(path), "--backend", "buildx", "--format", "json", "--commands")
+    status, out, err = run("plan", "--no-lookup", "-f", str(path), "--backend", "buildx", "--format", "json",
+                           "--commands")
     assert status == 0, f"check passed but plan failed:\n{err}"
     assert json.loads(out)["version"] == 1
     status, out, err = run("plan", "--no-lookup", "-f", str(path), "--backend", "buildx", "--explain")

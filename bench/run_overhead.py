@@ -11,7 +11,8 @@ process, each tool cold and warm, alternating who goes first from round to round
 * cold: the tool's first run after ``docker buildx prune -af`` and after removing every
   image of this benchmark's repositories from the image store (by reference only:
   nothing else is touched, the base image stays, so both tools start from the same state);
-* warm: the same command again at once, everything cached.
+* warm: the same command again at once, everything cached (buildspec with `-B`: every
+  build runs, as bake's do; the up-to-date rerun is measured by bench/noop_rerun.py).
 
 Every (round, tool) pair pushes to its own repositories,
 ``<registry>/bench-run-<uid>/r<round>-<tool>/img<i>``, so no run finds blobs another run
@@ -150,7 +151,10 @@ def generate(folder: Path, n: int, registry: str, base: str, exe: str) -> dict[s
     for name, image in images.items():
         if image["tags"] != [VERSION] or image["args"] or image["backend"] != "buildx":
             raise BenchError(f"{name}: unexpected plan {image['tags']} {image['args']} {image['backend']}")
-    labels = {name: dict(image["labels"]) for name, image in images.items()}
+    # The labels buildspec's builds put on the platform images: the per-release ones
+    # (version, revision, created) go on its index only.
+    release = {f"org.opencontainers.image.{k}" for k in ("version", "revision", "created")}
+    labels = {name: {k: v for k, v in image["labels"].items() if k not in release} for name, image in images.items()}
     (folder / "docker-bake.hcl").write_text(bake_text(n, registry, labels), encoding="utf-8")
     return labels
 
@@ -371,7 +375,8 @@ class Bench:
             # REGISTRY as an environment variable: bake's way to override a variable.
             return ([self.docker, "buildx", "bake", "-f", "docker-bake.hcl", "--progress", "plain"],
                     clean_env(REGISTRY=prefix))
-        argv = [self.exe, "run", "-f", "Buildfile", "--backend", "buildx", "--progress", "plain",
+        # -B: every build runs, warm too (an up-to-date rerun is bench/noop_rerun.py's measure).
+        argv = [self.exe, "run", "-f", "Buildfile", "--backend", "buildx", "--progress", "plain", "-B",
                 "--set", f"registry={prefix}"]
         if tool.jobs is not None:
             argv += ["-j", str(tool.jobs)]

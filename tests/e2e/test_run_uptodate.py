@@ -309,3 +309,78 @@ def test_a_registry_that_cannot_be_read_means_build(
         assert node["reasons"][0].startswith("cannot read the registry: "), node
         assert counts(run_ok(project)) == (1, 0, 0)
 
+
+
+THREE_BUILDFILE = """\
+registry  = "{registry}"
+busybox   = "{busybox}"
+version   = "1.0.0"
+platforms = [linux/amd64, linux/arm64]
+
+image one   {{ context = "one"    args {{ BUSYBOX = "{{busybox}}" }}  tags = ["{{version}}"] }}
+image two   {{ context = "two"    args {{ BUSYBOX = "{{busybox}}" }}  tags = ["{{version}}"] }}
+image three {{ context = "three"  args {{ BUSYBOX = "{{busybox}}" }}  tags = ["{{version}}"] }}
+"""
+
+
+def three_images(folder: Path, registry: str, busybox: str) -> Path:
+    project = folder / "three"
+    for name in ("one", "two", "three"):
+        (project / name).mkdir(parents=True)
+        (project / name / "Dockerfile").write_text(
+            "ARG BUSYBOX\nFROM ${BUSYBOX}\nCOPY f /f\nRUN test \"$(cat /f)\" != fail\n")
+        (project / name / "f").write_text(f"{name}\n")
+    (project / "Buildfile").write_text(THREE_BUILDFILE.format(registry=registry, busybox=busybox))
+    return project
+
+
+def test_up_to_date_images_are_left_out_of_the_bake(
+    env: Env, unique_repo: str, tmp_path: Path, require_tools: Callable[..., None]
+) -> None:
+    require_tools("docker", "skopeo")
+    project = three_images(tmp_path, unique_repo, env.base_image)
+    result = run_cli(["plan", "--format", "json"], cwd=project)
+    assert [b["nodes"] for b in json.loads(result.stdout)["batches"]] == [[
+        "build:one@linux/amd64+linux/arm64", "build:two@linux/amd64+linux/arm64",
+        "build:three@linux/amd64+linux/arm64"]], result
+    assert counts(run_ok(project)) == (3, 0, 0)
+    for name in ("one", "three"):
+        (project / name / "f").write_text(f"{name} again\n")
+    plan = json.loads(run_cli(["plan", "--format", "json"], cwd=project).stdout)
+    assert [b["nodes"] for b in plan["batches"]] == [[
+        "build:one@linux/amd64+linux/arm64", "build:three@linux/amd64+linux/arm64"]], plan["batches"]
+    second = run_ok(project)
+    assert counts(second) == (2, 1, 0)
+    assert sum(line.startswith("$ docker buildx bake") for line in build_commands(project)) == 1
+    assert oci_reader.read_file(f"{unique_repo}/three:1.0.0", "/f", platform="linux/arm64") == b"three again\n"
+
+
+def test_a_new_platform_builds_only_that_platform(
+    env: Env, unique_repo: str, tmp_path: Path, require_tools: Callable[..., None]
+) -> None:
+    require_tools("docker", "skopeo")
+    project = small_project(tmp_path, unique_repo, env.base_image)
+    assert counts(run_ok(project, "--no-merge")) == (1, 0, 0)
+    both = ["--no-merge", "--set", "platforms=linux/amd64,linux/arm64"]
+    nodes = plan_nodes(project, *both)
+    assert {n: node["status"] for n, node in nodes.items()} == {
+        "build:app@linux/amd64": "up to date", "build:app@linux/arm64": "will build"}, nodes
+    metadata = tmp_path / "metadata.json"
+    run_ok(project, *both, "--metadata-file", str(metadata))
+    builds = {n["id"]: n["build"] for n in json.loads(metadata.read_text())["nodes"] if "build" in n}
+    assert builds == {"build:app@linux/amd64": "up to date", "build:app@linux/arm64": "built"}
+    assert oci_reader.index_platforms(f"{unique_repo}/app:1.0.0") == ["linux/amd64", "linux/arm64"]
+
+
+def test_a_release_that_only_retags_is_still_atomic(
+    env: Env, unique_repo: str, tmp_path: Path, require_tools: Callable[..., None]
+) -> None:
+    require_tools("docker", "skopeo")
+    project = three_images(tmp_path, unique_repo, env.base_image)
+    assert counts(run_ok(project)) == (3, 0, 0)
+    (project / "two" / "f").write_text("fail\n")  # two's build fails from now on
+    result = run_cli(["run", "-k", "--set", "version=1.1.0"], cwd=project)
+    assert result.code == 1, result
+    for name in ("one", "two", "three"):
+        assert "1.1.0" not in tags_of(f"{unique_repo}/{name}"), f"{name}: a tag of a failed release was pushed"
+        assert "1.0.0" in tags_of(f"{unique_repo}/{name}")

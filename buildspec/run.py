@@ -74,11 +74,15 @@ def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCo
     # "build", not a run that waits for retries.
     lookups = RegistryClient(insecure_registries=options.insecure_registries, retries=1, timeout=10)
     try:
-        _check_registries(project, plan, client)
         checker = Checker(project, lambda name: options.backends[name][0].name, lookups,
                           state_dir=options.state_dir, insecure_registries=options.insecure_registries,
                           always=options.always_make)
-        verdicts = upfront_verdicts(project, plan, checker)
+        # The preflight and the up-to-date lookups ask the same registries: at once. A
+        # preflight failure still stops the run before anything is built or pushed.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preflight") as pool:
+            preflight = pool.submit(_check_registries, project, plan, client)
+            verdicts = upfront_verdicts(project, plan, checker)
+            preflight.result()
         fresh = {node for node, verdict in verdicts.items() if verdict.fresh}
         shared = _Shared(client, _PushLocks(), _bakes(project, plan, options, fresh), checker, verdicts)
         # In the plan's order, wave by wave, so that `run -j 1` does what `plan` lists.

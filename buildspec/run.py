@@ -112,7 +112,7 @@ def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryC
     (in the images' order) is the one raised."""
     repositories = dict.fromkeys(project.images[name].repository for name in graphs.images_in(plan))
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="preflight") as pool:
-        for _ in pool.map(client.list_tags, repositories):
+        for _ in pool.map(client.check_access, repositories):
             pass
 
 

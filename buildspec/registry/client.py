@@ -298,6 +298,16 @@ class RegistryClient:
             url, params = (next_link, {}) if next_link else (None, params)
         return tags
 
+    def check_access(self, repository: Reference | str) -> None:
+        """Raise RegistryError unless ``repository`` can be read: one request, the first page
+        of its tags (a repository the registry does not know yet is fine)."""
+        ref = as_reference(repository).repository_only()
+        response = self._request("GET", ref, "tags/list", params={"n": "1"})
+        if response.status_code == 404 and "NAME_UNKNOWN" in _error_codes(response):
+            return
+        if response.status_code != 200:
+            raise self._error(ref, "cannot list tags", response)
+
     # -- transport --------------------------------------------------------------------
 
     @staticmethod

@@ -78,6 +78,22 @@ def test_put_by_tag_and_digest_and_list_tags_with_pages(client: RegistryClient, 
 
 def test_unknown_repository_has_no_tags(client: RegistryClient, unique_repo: str) -> None:
     assert client.list_tags(unique_repo) == []
+    client.check_access(unique_repo)  # readable: nothing raised
+
+
+def test_check_access_is_one_request_and_names_a_registry_that_does_not_answer(
+    client: RegistryClient, pushed: str, unique_repo: str
+) -> None:
+    with FaultyProxy(client_registry(pushed), failures=0) as proxy:
+        client.check_access(f"{proxy.address}/{unique_repo.split('/', 1)[1]}")
+        assert [(r.method, r.path.split("?")[0]) for r in proxy.forwarded if "/tags/" in r.path] == [
+            ("GET", f"/v2/{unique_repo.split('/', 1)[1]}/tags/list")]
+    with pytest.raises(RegistryError, match=r"127\.0\.0\.1:1: GET /v2/x/tags/list failed"):
+        client.check_access("127.0.0.1:1/x")
+
+
+def client_registry(ref: str) -> str:
+    return ref.split("/", 1)[0]
 
 
 def test_rejected_manifest(client: RegistryClient, unique_repo: str) -> None:

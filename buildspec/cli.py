@@ -80,12 +80,20 @@ def _parser() -> argparse.ArgumentParser:
                      help="go on with everything that does not depend on a failure")
     run.add_argument("--metadata-file", metavar="FILE", help="write the run's result as JSON")
     run.add_argument("--progress", choices=("auto", "live", "plain", "json"), default="auto")
+    run.add_argument("--build-retries", type=_count, default=1, metavar="N",
+                     help="run a build again up to N times when it fails on a transient registry error (default 1)")
     return parser
 
 
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got '{text}'")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'")
     return int(text)
 
 
@@ -189,6 +197,7 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         backends=backends,
         bake=not args.no_bake,
         always_make=args.always_make,
+        build_retries=args.build_retries,
     )))
 
 

@@ -181,6 +181,7 @@ class _ProcessGroups:
         self._cancelled = cancelled
         self._lock = threading.Lock()
         self._leaders: set[int] = set()
+        self.on_child: Callable[[int], None] | None = None
 
     def start(
         self,
@@ -203,6 +204,8 @@ class _ProcessGroups:
                 start_new_session=True,
             )
             self._leaders.add(child.pid)
+            if self.on_child is not None:
+                self.on_child(child.pid)
         return child
 
     def wait(self, child: subprocess.Popen[bytes]) -> int:
@@ -273,13 +276,15 @@ def execute(
     reporter: Reporter,
     log_dir: Path,
     grace_period: float = 10.0,
+    on_child: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Run ``tasks`` with up to ``jobs`` at a time; see the module docstring.
 
     Fail-fast unless ``keep_going``: after a failure nothing new starts and the
     running tasks finish. With ``keep_going`` everything that does not depend on
     a failure still runs. Raises ValueError only for an invalid task list
-    (duplicate or unknown ids, a cycle).
+    (duplicate or unknown ids, a cycle). ``on_child(pid)`` is told of every child
+    started (the leader of its own process group), e.g. to record it (lock.py).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
@@ -288,6 +293,7 @@ def execute(
     _validate(tasks)
     log_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(tasks, jobs, keep_going, reporter, log_dir, grace_period)
+    run.children.on_child = on_child
     with _signals_recorded(run.signals):
         return run.execute()
 

@@ -154,19 +154,25 @@ def images_in(graph: nx.DiGraph[str]) -> list[str]:
 
 
 PUBLISH_GATE = "publish"
+TAGS_NODE = "tags"
 
 
 def execution_graph(graph: nx.DiGraph[str], publish: str) -> nx.DiGraph[str]:
     """The graph a run executes, with the publishing policy made explicit.
 
     ``eager``: the graph as it is. ``atomic``: a ``publish`` gate node that every
-    build precedes and every manifest follows, so no tag is pushed unless every
-    build of the run succeeded. ``needs = [B]`` then cannot wait for B's index
-    (it comes last), so it waits for all of B's builds instead; plan shows it.
+    build precedes and every manifest follows, and a ``tags`` node after every
+    manifest: manifests push their indexes by digest only, and ``tags`` moves the
+    tags once every index is in its registries, so no tag is pushed unless every
+    build and every index push of the run succeeded. ``needs = [B]`` then cannot
+    wait for B's index (it comes last), so it waits for all of B's builds instead;
+    plan shows it.
     """
-    kinds = {kind for _, kind in graph.nodes(data="kind")}
-    if publish == "eager" or not {"build", "manifest"} <= kinds:
+    kinds = {str(kind) for _, kind in graph.nodes(data="kind")}
+    if publish == "eager" or "manifest" not in kinds:
         return graph
+    if "build" not in kinds:  # --manifests-only: the indexes, then the tags
+        return _add_tags_node(_subgraph(graph, set(graph)))
     result: nx.DiGraph[str] = nx.DiGraph()
     result.graph.update({k: v for k, v in graph.graph.items() if k != "_order"})
     result.add_nodes_from(graph.nodes(data=True))
@@ -182,7 +188,15 @@ def execution_graph(graph: nx.DiGraph[str], publish: str) -> nx.DiGraph[str]:
             result.add_edge(node, PUBLISH_GATE, why="atomic publishing")
         else:
             result.add_edge(PUBLISH_GATE, node, why="atomic publishing")
-    return result
+    return _add_tags_node(result)
+
+
+def _add_tags_node(graph: nx.DiGraph[str]) -> nx.DiGraph[str]:
+    """Add (in place) the ``tags`` node that every manifest precedes; returns ``graph``."""
+    manifests = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "manifest"]
+    graph.add_node(TAGS_NODE, kind="tags", image=None)
+    graph.add_edges_from((node, TAGS_NODE, {"why": "atomic publishing: every index first"}) for node in manifests)
+    return graph
 
 
 def restrict(graph: nx.DiGraph[str], platforms: Sequence[str] = (), manifests_only: bool = False) -> nx.DiGraph[str]:

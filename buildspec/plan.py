@@ -121,6 +121,7 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
         entry: dict[str, Any] = {
             "name": image.name,
             "repository": image.repository,
+            "repositories": list(image.repositories),
             "platforms": [str(p) for p in image.platforms],
             "tags": list(image.tags),
             "platform_tags": {str(p): t for p, t in image.platform_tags.items()},
@@ -164,7 +165,7 @@ def render_json(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
 def render_dot(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
     out.write("digraph buildspec {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n")
     for node, attrs in graph.nodes(data=True):
-        shape = {"build": "box", "manifest": "box3d", "gate": "diamond"}[attrs["kind"]]
+        shape = {"build": "box", "manifest": "box3d", "gate": "diamond", "tags": "hexagon"}[attrs["kind"]]
         out.write(f"  {json.dumps(node)} [shape={shape}];\n")
     for source, target, attrs in graph.edges(data=True):
         out.write(f"  {json.dumps(source)} -> {json.dumps(target)} [label={json.dumps(attrs['why'])}];\n")
@@ -176,7 +177,8 @@ def render_mermaid(project: Project, graph: nx.DiGraph[str], options: PlanOption
     out.write("flowchart LR\n")
     for node, attrs in graph.nodes(data=True):
         label = node.replace('"', "'")
-        shape = {"build": '["{}"]', "gate": '{{{{"{}"}}}}'}.get(attrs["kind"], '[["{}"]]')  # the gate: a hexagon
+        # the gate and the tag step: hexagons
+        shape = {"build": '["{}"]', "gate": '{{{{"{}"}}}}', "tags": '{{{{"{}"}}}}'}.get(attrs["kind"], '[["{}"]]')
         out.write(f"  {ids[node]}{shape.format(label)}\n")
     for source, target in graph.edges:
         out.write(f"  {ids[source]} --> {ids[target]}\n")
@@ -217,7 +219,7 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
         backend, why = options.backends.get(name, (None, ""))
         backend_name = backend.name if backend else "?"
         reasons.setdefault(f"{backend_name}: {why}", "")
-        table.add_row(name, image.repository, ", ".join(map(str, image.platforms)), ", ".join(image.tags),
+        table.add_row(name, "\n".join(image.repositories), ", ".join(map(str, image.platforms)), ", ".join(image.tags),
                       backend_name)
     console.print(table)
     for reason in reasons:
@@ -248,9 +250,15 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
                         _print_argv(console, argv, indent=6)
             elif attrs["kind"] == "gate":
                 console.print(f"    {node}  [dim](gate: every build above succeeded)[/dim]")
+            elif attrs["kind"] == "tags":
+                console.print(f"    {node}  [dim](every index above is in its registries: move every tag; "
+                              "tags already at their index are left alone)[/dim]")
             else:
                 image = project.images[attrs["image"]]
-                console.print(f"    {node}  [dim]-> index {image.repository} : {', '.join(image.tags)}[/dim]")
+                later = "  (by digest; the tags step moves the tags)" if graphs.TAGS_NODE in graph else ""
+                for repository in image.repositories:
+                    console.print(f"    {node}  [dim]-> index {repository} : {', '.join(image.tags)}{later}[/dim]")
+                    node = " " * len(node)
     if options.explain:
         _render_explain(console, project, graph)
 

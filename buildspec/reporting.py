@@ -253,6 +253,7 @@ class ImageSummary:
     duration: float | None
     status: str
     build: str | None = None  # built | up to date | retagged (None: no build node ran)
+    repositories: tuple[str, ...] = ()  # every repository the index went to (repository first)
 
 
 def build_counts(images: Sequence[ImageSummary]) -> str:
@@ -298,7 +299,7 @@ def _image_table(images: Sequence[ImageSummary]) -> Table:
             name.append(f" ({image.status})")
         elif image.build:
             name.append(f" ({image.build})", style="dim")
-        name.append(f"\n{image.repository}", style="dim")
+        name.append("".join(f"\n{r}" for r in image.repositories or (image.repository,)), style="dim")
         table.add_row(
             name,
             "\n".join(image.platforms),
@@ -318,7 +319,8 @@ def _image_lines(images: Sequence[ImageSummary]) -> list[Text]:
     for image in images:
         build = f"  ({image.build})" if image.build else ""
         lines.append(Text(f"{image.name}  {image.status}{build}  {_duration(image.duration)}"))
-        lines.append(Text(f"  repository  {image.repository}"))
+        for repository in image.repositories or (image.repository,):
+            lines.append(Text(f"  repository  {repository}"))
         lines.append(Text(f"  platforms   {', '.join(image.platforms)}"))
         lines.append(Text(f"  tags        {', '.join(image.tags)}"))
         lines.append(Text(f"  index       {image.index_digest or '-'}"))
@@ -360,6 +362,7 @@ def summary_json(images: Sequence[ImageSummary], run: RunResult) -> dict[str, ob
             {
                 "name": image.name,
                 "repository": image.repository,
+                "repositories": list(image.repositories or (image.repository,)),
                 "tags": list(image.tags),
                 "index_digest": image.index_digest,
                 "platform_digests": dict(image.platform_digests),

@@ -9,7 +9,9 @@ Each graph node becomes an executor Task:
                  (jobs.bake_calls) share one `docker buildx bake`, run by the first
                  of them to start (_Bake), and each is built alone if it fails
   publish        the atomic-publishing gate: nothing to do, it only orders
-  manifest:X     assemble X's index from its builds' digests and push it under every tag
+  manifest:X     assemble X's index from its builds' digests and push it by digest to each
+                 of X's repositories (publish.stage_index); with --publish eager, then its tags
+  tags           atomic publishing: once every index is in, move every tag (publish.move_tags)
 
 Manifests and the gate only talk to registries: they are light tasks (executor.py).
 """
@@ -17,6 +19,7 @@ Manifests and the gate only talk to registries: they are light tasks (executor.p
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import sys
 import threading
@@ -28,6 +31,7 @@ from pathlib import Path
 import networkx as nx
 
 from buildspec import graph as graphs
+from buildspec import lock, publish, retry
 from buildspec.backends.base import Backend
 from buildspec.backends.buildx import BAKE_FILE
 from buildspec.errors import BuildspecError, ExitCode, RegistryError
@@ -45,7 +49,7 @@ from buildspec.executor import (
 from buildspec.jobs import BakeCall, bake_calls, build_request
 from buildspec.platform import Platform
 from buildspec.registry.client import RegistryClient
-from buildspec.registry.index import IndexEntry, publish_index, select_child
+from buildspec.registry.index import IndexEntry, select_child
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
 from buildspec.uptodate import records
 from buildspec.uptodate.check import Checker, Verdict
@@ -65,9 +69,18 @@ class RunOptions:
     backends: Mapping[str, tuple[Backend, str]] = field(default_factory=dict)
     bake: bool = True  # batch merged buildx builds into `docker buildx bake` calls
     always_make: bool = False  # -B: build every node, as if nothing were up to date
+    build_retries: int = retry.DEFAULT_BUILD_RETRIES  # after a transient registry error (retry.py)
 
 
 def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCode:
+    """One run of a Buildfile at a time, and nothing left by a killed one (lock.py)."""
+    with lock.run_lock(options.state_dir, sys.stderr) as children:
+        if any(b.name == "kaniko" and getattr(b, "image", None) for b, _ in options.backends.values()):
+            lock.remove_containers(options.state_dir, sys.stderr)
+        return _run(project, graph, options, children.add)
+
+
+def _run(project: Project, graph: nx.DiGraph[str], options: RunOptions, on_child: Callable[[int], None]) -> ExitCode:
     plan = graphs.execution_graph(graph, options.publish)
     client = RegistryClient(insecure_registries=options.insecure_registries)
     # Lookups give up sooner: a base image on a registry that cannot be reached means
@@ -93,16 +106,35 @@ def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCo
             keep_going=options.keep_going,
             reporter=make_reporter(options.progress),
             log_dir=options.state_dir / "logs",
+            on_child=on_child,
         )
     finally:
         client.close()
         lookups.close()
-    images = [_summary(project.images[name], plan, result) for name in graphs.images_in(plan)]
+    report = publish.tag_report(plan, result)
+    images = [publish.with_tags(_summary(project.images[name], plan, result), report, result)
+              for name in graphs.images_in(plan)]
     print_summary(images, result, sys.stderr)
-    _print_published(images)
+    names = [image.name for image in images]
+    if report is not None:
+        for line in publish.report_lines(report, names):
+            print(line, file=sys.stderr)
+    retries = _retries(result)
+    if retries:
+        print(f"retried after a transient registry error: "
+              f"{', '.join(f'{node} ({n}x)' for node, n in retries.items())}", file=sys.stderr)
+    publish.print_published(report)
     if options.metadata_file is not None:
-        options.metadata_file.write_text(json.dumps(summary_json(images, result), indent=2) + "\n")
+        document = {**summary_json(images, result), "publish": publish.report_json(report, names),
+                    "retries": retries}
+        options.metadata_file.write_text(json.dumps(document, indent=2) + "\n")
     return result.exit_code
+
+
+def _retries(result: RunResult) -> dict[str, int]:
+    """node -> how many times it was built again (retry.py), for the nodes that were."""
+    return {node: int(r.data["retries"]) for node, r in result.results.items()  # type: ignore[call-overload]
+            if r.data.get("retries")}
 
 
 def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryClient) -> None:
@@ -110,7 +142,7 @@ def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryC
     unreachable registry fails the run here, with the registry's own message,
     before anything is built or pushed. At most 8 requests at once; the first error
     (in the images' order) is the one raised."""
-    repositories = dict.fromkeys(project.images[name].repository for name in graphs.images_in(plan))
+    repositories = dict.fromkeys(r for name in graphs.images_in(plan) for r in project.images[name].repositories)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="preflight") as pool:
         for _ in pool.map(client.check_access, repositories):
             pass
@@ -140,6 +172,10 @@ def _expected_failures(action: Callable[[TaskContext], Outcome]) -> Callable[[Ta
         except BuildspecError as e:
             ctx.log(f"error: {e}")
             return Outcome(False, str(e))
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            return Outcome(False, f"no space left on the device of {e.filename or 'the work folder'}")
 
     return guarded
 
@@ -220,11 +256,15 @@ def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOption
     needs = tuple(graphs.needs_of(plan, node))
     if attrs["kind"] == "gate":
         return Task(node, needs, lambda ctx: Outcome(True, "every build succeeded"), label="publish gate", light=True)
+    if attrs["kind"] == "tags":
+        return Task(node, needs, _expected_failures(_tags_action(needs, shared.client)), label="move tags",
+                    light=True)
     image = project.images[attrs["image"]]
     if attrs["kind"] == "build":
         action = _build_action(project, plan, node, image, options, shared)
-        return Task(node, needs, _expected_failures(action))
-    return Task(node, needs, _expected_failures(_manifest_action(image, plan, shared.client)), light=True)
+        return Task(node, needs, _expected_failures(retry.retrying(action, options.build_retries)))
+    eager = graphs.TAGS_NODE not in plan
+    return Task(node, needs, _expected_failures(_manifest_action(image, plan, shared.client, eager)), light=True)
 
 
 def _built_digest(ctx: TaskContext, plan: nx.DiGraph[str], image: str, platform: Platform) -> str:
@@ -337,7 +377,8 @@ def _retag_platforms(ctx: TaskContext, client: RegistryClient, image: Image, pla
     return digests
 
 
-def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient) -> Callable[[TaskContext], Outcome]:
+def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient,
+                     eager: bool) -> Callable[[TaskContext], Outcome]:
     annotations = {k: v for k, v in image.labels.items() if k.startswith(ANNOTATED_LABELS)}
 
     def action(ctx: TaskContext) -> Outcome:
@@ -356,14 +397,28 @@ def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient
             entries.append(IndexEntry(platform, digest))
         if ctx.cancelled.is_set():
             return Outcome(False, "interrupted before publishing")
-        published = publish_index(client, image.repository, entries, image.tags, annotations, skip_current=True)
-        for tag in published.tags:
-            done = "pushed" if tag in published.moved else "already at"
-            ctx.log(f"{done} {published.repository}:{tag} -> {published.digest} ({published.media_type})")
-        return Outcome(True, published.digest, {"digest": published.digest, "moved": list(published.moved),
-                                                "manifests": dict(published.manifests)})
+        staged = publish.stage_index(client, image.name, image.repositories, entries, image.tags, annotations,
+                                     ctx.log)
+        data: dict[str, object] = {"digest": staged.digest, "manifests": dict(staged.manifests), "staged": staged}
+        if not eager:
+            return Outcome(True, staged.digest, data)
+        report = publish.move_tags(client, [staged], ctx.log, cancelled=ctx.cancelled)
+        return Outcome(report.complete, staged.digest if report.complete else report.summary(),
+                       {**data, "tags": report})
 
     return action
+
+
+def _tags_action(manifests: Sequence[str], client: RegistryClient) -> Callable[[TaskContext], Outcome]:
+    """Atomic publishing's last step: every index is in its registries; move every tag."""
+
+    def action(ctx: TaskContext) -> Outcome:
+        staged = [ctx.results_of(node).data["staged"] for node in manifests]
+        report = publish.move_tags(client, staged, ctx.log, cancelled=ctx.cancelled)  # type: ignore[arg-type]
+        return Outcome(report.complete, report.summary(), {"tags": report})
+
+    return action
+
 
 
 def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummary:
@@ -381,6 +436,7 @@ def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummar
     return ImageSummary(
         name=image.name,
         repository=image.repository,
+        repositories=image.repositories,
         platforms=tuple(str(p) for p in (image.platforms if manifest else builds)),
         tags=image.tags if published else (),
         index_digest=str(manifest.data["digest"]) if manifest and "digest" in manifest.data else None,
@@ -412,11 +468,3 @@ def _image_status(manifest: TaskResult | None, builds: Sequence[TaskResult]) -> 
             if any(b.status is status for b in builds):
                 return str(status.value)
     return str(manifest.status.value)
-
-
-def _print_published(images: Sequence[ImageSummary]) -> None:
-    """The pushed references on stdout, one per line, for scripts (`... | xargs`)."""
-    for image in images:
-        if image.index_digest:
-            for tag in image.tags:
-                print(f"{image.repository}:{tag}@{image.index_digest}")

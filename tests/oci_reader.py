@@ -210,3 +210,40 @@ def read_file(ref: str, path_in_image: str, *, platform: str | None = None, cred
             return rootfs.read(path_in_image)
         finally:
             rootfs.close()
+
+
+def tree(ref: str, *, platform: str | None = None, creds: str | None = None) -> dict[str, tuple[str, str, int]]:
+    """Every path of the merged image: ``path -> (kind, link target, size)``, kind one of
+    ``file``, ``dir``, ``symlink``, ``hardlink``, ``other``; and whether any layer,
+    decompressed, holds given bytes is :func:`layers_contain`."""
+    ref, _ = _single_image(ref, platform, creds)
+    with tempfile.TemporaryDirectory(prefix="oci-reader-") as tmp:
+        dest = Path(tmp) / "image"
+        skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"dir:{dest}", creds=creds)
+        manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+        rootfs = _RootFS([dest / layer["digest"].split(":", 1)[1] for layer in manifest["layers"]])
+        try:
+            found = {}
+            for name, (_, member) in rootfs.entries.items():
+                kind = ("file" if member.isreg() else "dir" if member.isdir() else "symlink" if member.issym()
+                        else "hardlink" if member.islnk() else "other")
+                found[name] = (kind, member.linkname, member.size)
+            return found
+        finally:
+            rootfs.close()
+
+
+def layers_contain(ref: str, needle: bytes, *, platform: str | None = None, creds: str | None = None) -> bool:
+    """Whether any layer of the image, decompressed, contains ``needle`` (a leak check)."""
+    ref, _ = _single_image(ref, platform, creds)
+    with tempfile.TemporaryDirectory(prefix="oci-reader-") as tmp:
+        dest = Path(tmp) / "image"
+        skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"dir:{dest}", creds=creds)
+        manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+        for layer in manifest["layers"]:
+            with tarfile.open(dest / layer["digest"].split(":", 1)[1], mode="r:*") as tar:
+                for member in tar:
+                    handle = tar.extractfile(member) if member.isreg() else None
+                    if handle is not None and needle in handle.read():
+                        return True
+        return False

@@ -44,12 +44,14 @@ from __future__ import annotations
 
 import os
 import platform as _platform
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from buildspec.backends.base import BuildRequest
 from buildspec.backends.buildah import read_digest_file
+from buildspec.lock import CONTAINER_LABEL, state_id
 from buildspec.platform import Platform
 
 DEFAULT_EXECUTOR = "/kaniko/executor"
@@ -148,7 +150,8 @@ class KanikoBackend:
             dockerfile=str(dockerfile),
             digest_file=str(CONTAINER_OUT / DIGEST_FILE),
         )
-        return [[self.docker, "run", "--rm", "--network", "host", *mounts, image, *args]]
+        return [[self.docker, "run", "--rm", *_container_identity(request), "--network", "host", *mounts, image,
+                 *args]]
 
     def executor_args(
         self,
@@ -195,3 +198,11 @@ class KanikoBackend:
 
     def read_digest(self, request: BuildRequest) -> str:
         return read_digest_file(request.workdir / DIGEST_FILE, tool="kaniko")
+
+
+def _container_identity(request: BuildRequest) -> list[str]:
+    """A name and a label of the run's state folder (the workdir is <state>/work/<node>,
+    jobs.build_request), so the next run can remove what a killed one left (lock.py)."""
+    ident = state_id(request.workdir.parent.parent)
+    name = re.sub(r"[^a-zA-Z0-9_.-]+", "-", f"buildspec-{ident}-{request.workdir.name}")
+    return ["--name", name, "--label", f"{CONTAINER_LABEL}={ident}"]

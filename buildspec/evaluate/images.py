@@ -85,21 +85,8 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
     if "platforms" in attrs:
         platforms = _platforms(attrs["platforms"].value)
 
-    repository = text("repository")
-    repo_span = attrs["repository"].value.span if "repository" in attrs else decl.span
-    if repository is None:
-        registry = templates.to_text(scope.get("registry"))
-        if not registry:
-            raise BuildfileError(f"image '{name}' has no repository", decl.span,
-                                 hint='set registry = "host/path" at the top, or repository = "..." here')
-        repository = f"{registry.rstrip('/')}/{name}"
-    problem = validate_repository(repository)
-    if problem:
-        registry_var = next((v for v in buildfile.variables if v.name == "registry"), None)
-        notes: tuple[tuple[str, Span | None], ...] = ()
-        if "repository" not in attrs and registry_var is not None:
-            notes = (("the repository is {registry}/{name}; registry is set here", registry_var.value.span),)
-        raise BuildfileError(problem, repo_span, notes=notes)
+    repositories = _repositories(decl, buildfile, scope, name)
+    repository = repositories[0]
 
     context = buildfile.directory / (text("context", ".") or ".")
     if not context.is_dir():
@@ -165,7 +152,46 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
         cache=text("cache"),
         builder=text("builder") or templates.to_text(scope.get("builder")) or None,
         release_labels=_flag(decl, "release_labels", default=False),
+        repositories=repositories,
     )
+
+
+def _repositories(decl: ImageDecl, buildfile: Buildfile, scope: Scope, name: str) -> tuple[str, ...]:
+    """``repository = "r"`` or ``["r1", "r2"]``, else ``{registry}/{name}`` for each
+    registry of ``registry = "..."`` or ``[...]``: every repository, the first being
+    where builds push; each checked, none twice."""
+    attrs = decl.attributes
+    registry_var = next((v for v in buildfile.variables if v.name == "registry"), None)
+    notes: tuple[tuple[str, Span | None], ...] = ()
+    if "repository" in attrs:
+        value = attrs["repository"].value
+        items = value.items if isinstance(value, ListValue) else [value]
+        if not items:
+            raise BuildfileError("repository is empty", value.span, hint='repository = "host/path" or ["a", "b"]')
+        found: list[tuple[str, Span]] = []
+        for item in items:
+            if isinstance(item, Word):
+                found.append((item.text, item.span))
+            elif isinstance(item, Str):
+                found.append((templates.render_or_error(item, scope, "repository"), item.span))
+            else:
+                raise BuildfileError('repository is a string or a list of strings: ["a", "b"]', item.span)
+    else:
+        registry = scope.get("registry")
+        registries = registry if isinstance(registry, tuple) else (templates.to_text(registry),)
+        if not any(registries):
+            raise BuildfileError(f"image '{name}' has no repository", decl.span,
+                                 hint='set registry = "host/path" at the top, or repository = "..." here')
+        found = [(f"{r.rstrip('/')}/{name}", decl.span) for r in registries]
+        if registry_var is not None:
+            notes = (("the repository is {registry}/{name}; registry is set here", registry_var.value.span),)
+    for index, (repository, span) in enumerate(found):
+        problem = validate_repository(repository)
+        if problem:
+            raise BuildfileError(problem, span, notes=notes)
+        if any(repository == other for other, _ in found[:index]):
+            raise BuildfileError(f"repository {repository} is listed twice", span, notes=notes)
+    return tuple(repository for repository, _ in found)
 
 
 def _needs(decl: ImageDecl) -> tuple[tuple[str, Span], ...]:

@@ -12,7 +12,9 @@ from buildspec.model import did_you_mean
 def _check_pushes_are_distinct(images: Mapping[str, Image]) -> None:
     owners: dict[str, Image] = {}
     for image in images.values():
-        for ref in [f"{image.repository}:{t}" for t in (*image.tags, *image.platform_tags.values())]:
+        refs = [f"{image.repository}:{t}" for t in (*image.tags, *image.platform_tags.values())]
+        refs += [f"{repository}:{t}" for repository in image.repositories[1:] for t in image.tags]
+        for ref in refs:
             if ref in owners and owners[ref] is not image:
                 raise BuildfileError(
                     f"images '{owners[ref].name}' and '{image.name}' would both push {ref}",

@@ -62,6 +62,13 @@ class Image:
     builder: str | None = None
     # Put the per-release labels (version, revision, created) on the platform images too.
     release_labels: bool = False
+    # Every repository the image is published to, ``repository`` (where the builds
+    # push) first: ``repository = [...]`` or ``registry = [...]``.
+    repositories: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.repositories:
+            object.__setattr__(self, "repositories", (self.repository,))
 
     def pins(self, platform: Platform) -> list[Pin]:
         return [v for _, v in self.args[platform] if isinstance(v, Pin)]

@@ -34,13 +34,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker.auth
 import docker.errors
 import requests
 
 from buildspec.errors import RegistryError
-from buildspec.registry.reference import DOCKER_HUB
+from buildspec.registry.reference import DOCKER_HUB, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,12 @@ class Authenticator:
         realm = challenge.params.get("realm")
         if not realm:
             raise RegistryError(f"{subject}: the registry's Bearer challenge names no token realm")
+        parts = urlsplit(realm)
+        if creds and parts.scheme != "https" and not is_loopback(parts.netloc):
+            # A registry (or something pretending to be one) must not get the password
+            # sent in clear text to a host of its choosing.
+            raise RegistryError(f"{subject}: the registry's token server {parts.scheme}://{parts.netloc} is not "
+                                "HTTPS: buildspec sends credentials only over TLS (or to a loopback address)")
         # The registry knows best which scope the request needs; ours is the fallback.
         wanted = {
             "service": challenge.params.get("service"),

@@ -3,13 +3,14 @@
 Only what assembling and pushing an image index needs is here; images themselves
 are pushed by the build backends.
 
-Transport rules, as the Docker Engine applies them:
+Transport rules, as the Docker Engine applies them (the HTTP details are in
+transport.py):
 
-* Retries live in urllib3's ``Retry`` mounted on the session, not in loops here:
-  connection errors, read errors and HTTP 500/502/503/504 are retried with
-  exponential backoff, honouring ``Retry-After`` (capped, so that a registry asking
-  for an hour does not hang a build). GET, HEAD and PUT are retried: a manifest PUT
-  by tag or digest is idempotent.
+* Retries: urllib3's ``Retry`` for connection errors, read errors and HTTP
+  429/500/502/503/504 (GET, HEAD, PUT, POST), with backoff and ``Retry-After``;
+  here, a GET whose body breaks off (reset, cut, read timeout) or fails its check
+  (wrong digest, cut JSON) is asked again, ``retries`` times. Timeout:
+  ``BUILDSPEC_REGISTRY_TIMEOUT`` seconds (default 30) to connect and per read.
 * A registry is *insecure* when it is on loopback (``localhost``, 127.0.0.0/8,
   ``::1``) or named in ``insecure_registries``: HTTPS without certificate
   verification is tried first and plain HTTP is used when TLS fails.
@@ -23,15 +24,13 @@ and the HTTP status, and never contains a credential.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 import ssl
 import threading
+import time
 import warnings
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -39,10 +38,22 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InsecureRequestWarning
-from urllib3.util.retry import Retry
 
+from buildspec import __version__
 from buildspec.errors import RegistryError
 from buildspec.registry.auth import Authenticator
+from buildspec.registry.manifest import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_ACCEPT,
+    MANIFEST_MEDIA_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Manifest,
+    config_of,
+    media_type_from_body,
+)
 from buildspec.registry.reference import (
     Reference,
     as_reference,
@@ -50,96 +61,27 @@ from buildspec.registry.reference import (
     validate_digest,
     validate_tag,
 )
+from buildspec.registry.transport import (
+    BACKOFF_FACTOR,
+    DEFAULT_CERTS_DIR,
+    ContextAdapter,
+    certs_d_context,
+    describe_body_error,
+    describe_network_error,
+    digest_matches,
+    env_timeout,
+    error_codes,
+    error_details,
+    retry_policy,
+    sha256_digest,
+    speaks_tls,
+)
+
+# Re-exported: index.py, blobs.py, publish.py and the tests import them from here.
+__all__ = ["DOCKER_MANIFEST", "DOCKER_MANIFEST_LIST", "INDEX_MEDIA_TYPES", "OCI_INDEX", "OCI_MANIFEST", "Manifest",
+           "RegistryClient", "config_of", "is_loopback", "sha256_digest"]
 
 log = logging.getLogger(__name__)
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
-INDEX_MEDIA_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
-
-DEFAULT_CERTS_DIR = Path("/etc/docker/certs.d")
-BACKOFF_FACTOR = 0.5
-MAX_RETRY_AFTER = 30.0
-_MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest exactly as the registry stored it: the bytes are what the digest covers."""
-
-    media_type: str
-    digest: str
-    body: bytes = field(repr=False)
-
-    @property
-    def size(self) -> int:
-        return len(self.body)
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_MEDIA_TYPES
-
-    def json(self) -> dict[str, Any]:
-        try:
-            document = json.loads(self.body)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            raise RegistryError(f"manifest {self.digest} is not a JSON object")
-        return document
-
-
-class _Retry(Retry):
-    """urllib3's Retry with Retry-After capped at MAX_RETRY_AFTER seconds."""
-
-    def get_retry_after(self, response: Any) -> float | None:
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
-
-
-def _retry_policy(retries: int) -> Retry:
-    return _Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        # TLS handshake failures and the like are not transient: fail at once
-        # (that is also what makes the HTTPS-then-HTTP fallback quick).
-        other=0,
-        backoff_factor=BACKOFF_FACTOR,
-        status_forcelist=(500, 502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD", "PUT"}),
-        respect_retry_after_header=True,
-        # Hand back the last 5xx response so the error can say what the registry said.
-        raise_on_status=False,
-    )
-
-
-class _ContextAdapter(HTTPAdapter):
-    """An adapter whose TLS uses a given SSLContext (system CAs plus certs.d ones)."""
-
-    def __init__(self, context: ssl.SSLContext, max_retries: Retry) -> None:
-        self._context = context
-        super().__init__(max_retries=max_retries)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _digest_matches(digest: str, data: bytes) -> bool:
-    algorithm, _, expected = digest.partition(":")
-    if algorithm not in ("sha256", "sha512"):
-        raise RegistryError(f"cannot verify digest {digest}: unsupported algorithm {algorithm}")
-    return hashlib.new(algorithm, data).hexdigest() == expected
-
 
 class RegistryClient:
     """Talks the OCI distribution API to any number of registries.
@@ -152,16 +94,16 @@ class RegistryClient:
         self,
         insecure_registries: Collection[str] = (),
         docker_config: str | None = None,
-        timeout: float = 30,
+        timeout: float | None = None,
         retries: int = 4,
         *,
         certs_dir: str | Path = DEFAULT_CERTS_DIR,
     ) -> None:
         self.insecure_registries = frozenset(insecure_registries)
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else env_timeout()
         self.retries = retries
         self.certs_dir = Path(certs_dir)
-        self._retry = _retry_policy(retries)
+        self._retry = retry_policy(retries)
         self._session = self._new_session(HTTPAdapter(max_retries=self._retry))
         # Hosts with a certs.d folder get a session of their own, made on first use,
         # so the shared session is never changed while other threads use it.
@@ -193,16 +135,22 @@ class RegistryClient:
     def get_manifest(self, ref: Reference | str) -> Manifest:
         """Fetch the manifest ``ref`` points at; verify its bytes when fetched by digest."""
         ref = as_reference(ref)
-        response = self._request("GET", ref, f"manifests/{ref.identifier}", headers={"Accept": _MANIFEST_ACCEPT})
-        if response.status_code != 200:
-            raise self._error(ref, f"cannot get manifest {ref.identifier}", response)
+
+        def check(body: bytes) -> str | None:
+            if ref.digest and not digest_matches(ref.digest, body):
+                return (f"manifest {ref.digest} came back with content of digest {sha256_digest(body)}: "
+                        "the registry (or something between) altered it")
+            return None
+
+        response = self._get_verified(ref, f"manifests/{ref.identifier}", f"manifest {ref.identifier}", check,
+                                      headers={"Accept": MANIFEST_ACCEPT})
         return self._manifest(ref, response)
 
     def _manifest(self, ref: Reference, response: requests.Response) -> Manifest:
         body = response.content
         digest = sha256_digest(body)
         if ref.digest:
-            if not _digest_matches(ref.digest, body):
+            if not digest_matches(ref.digest, body):
                 raise RegistryError(
                     f"{ref.name}: manifest {ref.digest} came back with content of digest "
                     f"{digest}: the registry (or something between) altered it"
@@ -210,13 +158,13 @@ class RegistryClient:
             digest = ref.digest
         media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
         if media_type not in MANIFEST_MEDIA_TYPES:
-            media_type = _media_type_from_body(body) or media_type
+            media_type = media_type_from_body(body) or media_type
         return Manifest(media_type, digest, body)
 
     def find_manifest(self, ref: Reference | str) -> Manifest | None:
         """Like ``get_manifest``, but None when the registry has no such manifest (404)."""
         ref = as_reference(ref)
-        response = self._request("GET", ref, f"manifests/{ref.identifier}", headers={"Accept": _MANIFEST_ACCEPT})
+        response = self._request("GET", ref, f"manifests/{ref.identifier}", headers={"Accept": MANIFEST_ACCEPT})
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -226,12 +174,36 @@ class RegistryClient:
     def manifest_exists(self, ref: Reference | str) -> bool:
         """Whether the registry has a manifest for ``ref`` (a HEAD request)."""
         ref = as_reference(ref)
-        response = self._request("HEAD", ref, f"manifests/{ref.identifier}", headers={"Accept": _MANIFEST_ACCEPT})
+        response = self._request("HEAD", ref, f"manifests/{ref.identifier}", headers={"Accept": MANIFEST_ACCEPT})
         if response.status_code == 200:
             return True
         if response.status_code == 404:
             return False
         raise self._error(ref, f"cannot check manifest {ref.identifier}", response)
+
+    def manifest_digest(self, ref: Reference | str) -> str | None:
+        """The digest of the manifest ``ref`` names, or None if there is none (a HEAD
+        request; a GET when the registry does not send Docker-Content-Digest)."""
+        ref = as_reference(ref)
+        response = self._request("HEAD", ref, f"manifests/{ref.identifier}", headers={"Accept": MANIFEST_ACCEPT})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(ref, f"cannot check manifest {ref.identifier}", response)
+        digest = response.headers.get("Docker-Content-Digest")
+        if digest and not validate_digest(digest):
+            return digest
+        return self.get_manifest(ref).digest
+
+    def request(self, method: str, ref: Reference | str, path: str, **kwargs: Any) -> requests.Response:
+        """One authenticated request to ``ref``'s repository (``path`` relative to
+        ``/v2/<repository>/``, or an absolute URL the registry gave), with retries:
+        for registry operations this client does not wrap (blob uploads)."""
+        return self._request(method, as_reference(ref).repository_only(), path, **kwargs)
+
+    def error(self, ref: Reference | str, what: str, response: requests.Response) -> RegistryError:
+        """The RegistryError for an unexpected answer, naming registry, repository and status."""
+        return self._error(as_reference(ref), what, response)
 
     def get_blob(self, repository_ref: Reference | str, digest: str) -> bytes:
         """Fetch a blob (following redirects to storage) and verify its digest."""
@@ -239,14 +211,30 @@ class RegistryClient:
         problem = validate_digest(digest)
         if problem:
             raise RegistryError(f"{ref.name}: {problem}")
-        response = self._request("GET", ref, f"blobs/{digest}", allow_redirects=True)
-        if response.status_code != 200:
-            raise self._error(ref, f"cannot get blob {digest}", response)
-        if not _digest_matches(digest, response.content):
-            raise RegistryError(
-                f"{ref.name}: blob {digest} came back with content of digest {sha256_digest(response.content)}"
-            )
-        return response.content
+        def check(body: bytes) -> str | None:
+            if not digest_matches(digest, body):
+                return f"blob {digest} came back with content of digest {sha256_digest(body)}"
+            return None
+
+        return self._get_verified(ref, f"blobs/{digest}", f"blob {digest}", check, allow_redirects=True).content
+
+    def _get_verified(self, ref: Reference, path: str, what: str, check: Callable[[bytes], str | None],
+                      **kwargs: Any) -> requests.Response:
+        """GET ``path`` until ``check(body)`` finds no problem: a body altered on the way
+        (a wrong digest, cut JSON) is asked for again, ``retries`` times."""
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(BACKOFF_FACTOR * 2 ** (attempt - 1))
+            response = self._request("GET", ref, path, **kwargs)
+            if response.status_code != 200:
+                raise self._error(ref, f"cannot get {what}", response)
+            problem = check(response.content) or ""
+            if not problem:
+                return response
+            log.debug("%s: %s (attempt %d)", ref.name, problem, attempt + 1)
+        times = f" ({self.retries + 1} times)" if self.retries else ""
+        raise RegistryError(f"{ref.name}: {problem}{times}")
 
     def put_manifest(self, repository_ref: Reference | str, tag_or_digest: str, media_type: str, body: bytes) -> str:
         """Push ``body`` under a tag or digest; return its digest once the registry
@@ -284,15 +272,21 @@ class RegistryClient:
         tags: list[str] = []
         url: str | None = "tags/list"
         while url is not None:
-            response = self._request("GET", ref, url, params=params)
-            if response.status_code == 404 and "NAME_UNKNOWN" in _error_codes(response):
-                return []
-            if response.status_code != 200:
-                raise self._error(ref, "cannot list tags", response)
-            try:
-                page = response.json().get("tags") or []
-            except (ValueError, AttributeError):
-                raise RegistryError(f"{ref.name}: the tag list is not valid JSON") from None
+            for attempt in range(self.retries + 1):  # a cut or garbled answer is asked for again
+                if attempt:
+                    time.sleep(BACKOFF_FACTOR * 2 ** (attempt - 1))
+                response = self._request("GET", ref, url, params=params)
+                if response.status_code == 404 and "NAME_UNKNOWN" in error_codes(response):
+                    return []
+                if response.status_code != 200:
+                    raise self._error(ref, "cannot list tags", response)
+                try:
+                    page = response.json().get("tags") or []
+                    break
+                except (ValueError, AttributeError):
+                    page = None
+            if page is None:
+                raise RegistryError(f"{ref.name}: the tag list is not valid JSON")
             tags.extend(str(tag) for tag in page)
             next_link = response.links.get("next", {}).get("url")
             url, params = (next_link, {}) if next_link else (None, params)
@@ -303,7 +297,7 @@ class RegistryClient:
         of its tags (a repository the registry does not know yet is fine)."""
         ref = as_reference(repository).repository_only()
         response = self._request("GET", ref, "tags/list", params={"n": "1"})
-        if response.status_code == 404 and "NAME_UNKNOWN" in _error_codes(response):
+        if response.status_code == 404 and "NAME_UNKNOWN" in error_codes(response):
             return
         if response.status_code != 200:
             raise self._error(ref, "cannot list tags", response)
@@ -313,6 +307,8 @@ class RegistryClient:
     @staticmethod
     def _new_session(adapter: HTTPAdapter) -> requests.Session:
         session = requests.Session()
+        # As Docker does (docker/26.1 go/...): registries' logs tell who asked.
+        session.headers["User-Agent"] = f"buildspec/{__version__} {requests.utils.default_user_agent()}"
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
@@ -322,7 +318,7 @@ class RegistryClient:
         with self._lock:
             if host not in self._sessions:
                 context = None if self.is_insecure(host) else self._certs_d_context(host)
-                adapter = _ContextAdapter(context, self._retry) if context else None
+                adapter = ContextAdapter(context, self._retry) if context else None
                 self._sessions[host] = self._new_session(adapter) if adapter else self._session
             return self._sessions[host]
 
@@ -349,61 +345,49 @@ class RegistryClient:
             return self._base_urls.setdefault(host, base)
 
     def _speaks_tls(self, host: str) -> bool:
-        """Probe an insecure registry: does it answer HTTPS at all?"""
-        try:
-            # Unverified on purpose: only insecure registries are probed.
-            response = requests.get(
-                f"https://{host}/v2/",
-                verify=False,  # noqa: S501
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-            response.close()
-            return True
-        except requests.exceptions.SSLError:
-            return False
-        except requests.exceptions.ConnectionError:
-            # As Docker: any failure over TLS means try plain HTTP; if that fails too,
-            # the error the user sees is the HTTP one.
-            return False
+        return speaks_tls(host, self.timeout)
 
     def _certs_d_context(self, host: str) -> ssl.SSLContext | None:
-        """System CAs plus ``certs.d/<host>/*.crt`` (and a client pair), or None."""
-        directory = self.certs_dir / host
-        if not directory.is_dir():
-            return None
-        cas = sorted(directory.glob("*.crt"))
-        certs = sorted(directory.glob("*.cert"))
-        if not cas and not certs:
-            return None
-        context = ssl.create_default_context()
-        try:
-            for ca in cas:
-                context.load_verify_locations(cafile=str(ca))
-            for cert in certs:
-                key = cert.with_suffix(".key")
-                if not key.is_file():
-                    raise RegistryError(f"{host}: client certificate {cert} has no {key.name}")
-                context.load_cert_chain(str(cert), str(key))
-        except (ssl.SSLError, OSError) as error:
-            raise RegistryError(f"{host}: cannot load certificates from {directory}: {error}") from None
-        return context
+        return certs_d_context(self.certs_dir, host)
 
     def _verify(self, url: str) -> bool:
         host = urlsplit(url).netloc
         return not self.is_insecure(host)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One HTTP exchange (with the mounted retries); network failures become RegistryError."""
+        """One HTTP exchange (with the mounted retries); network failures become RegistryError.
+
+        urllib3 retries what happens before an answer's headers. A GET's body is read
+        here too, so that an answer that breaks off (a reset, a truncated body, a read
+        timeout mid-body) is asked again, ``retries`` times with backoff."""
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("allow_redirects", False)
-        try:
-            session = self._session_for(urlsplit(url).netloc)
-            response = session.request(method, url, verify=self._verify(url), **kwargs)
-        except requests.exceptions.RequestException as error:
-            parts = urlsplit(url)
-            reason = _describe_network_error(error)
-            raise RegistryError(self._auth.scrub(f"{parts.netloc}: {method} {parts.path} failed: {reason}")) from None
+        parts = urlsplit(url)
+        read_body = method == "GET" and not kwargs.get("stream")
+        for attempt in range(self.retries + 1):
+            try:
+                session = self._session_for(parts.netloc)
+                # stream=True: requests would read the body inside request(), where a
+                # broken body cannot be told from a failed connection.
+                response = session.request(method, url, verify=self._verify(url),
+                                           **({**kwargs, "stream": True} if read_body else kwargs))
+            except requests.exceptions.RequestException as error:
+                reason = describe_network_error(error)
+                message = f"{parts.netloc}: {method} {parts.path} failed: {reason}"
+                raise RegistryError(self._auth.scrub(message)) from None
+            if not read_body:
+                break
+            try:
+                _ = response.content
+                break
+            except requests.exceptions.RequestException as error:
+                reason = describe_body_error(error)
+                log.debug("%s %s: the answer broke off (%s), attempt %d", method, url, reason, attempt + 1)
+                if attempt == self.retries:
+                    raise RegistryError(self._auth.scrub(
+                        f"{parts.netloc}: {method} {parts.path} failed: the answer broke off ({reason}), "
+                        f"{self.retries + 1} times")) from None
+                time.sleep(BACKOFF_FACTOR * 2**attempt)
         log.debug("%s %s -> %s", method, url, response.status_code)
         return response
 
@@ -415,7 +399,7 @@ class RegistryClient:
         """
         base = self._base_url(ref.api_host)
         url = urljoin(f"{base}{ref.repository}/", path)
-        scope = f"repository:{ref.repository}:{'pull,push' if method == 'PUT' else 'pull'}"
+        scope = f"repository:{ref.repository}:{'pull,push' if method in ('PUT', 'POST', 'PATCH') else 'pull'}"
         headers = dict(kwargs.pop("headers", {}))
         auth = self._auth.headers(ref.registry, scope)
         response = self._send(method, url, headers={**headers, **auth}, **kwargs)
@@ -438,69 +422,9 @@ class RegistryClient:
     def _error(self, ref: Reference, what: str, response: requests.Response) -> RegistryError:
         """``registry/repo: what: HTTP 404 Not Found (MANIFEST_UNKNOWN: manifest unknown)``."""
         text = f"{ref.name}: {what}: HTTP {response.status_code} {response.reason}"
-        details = _error_details(response)
+        details = error_details(response)
         if details:
             text += f" ({details})"
         if response.status_code == 403:
             text += f" (access denied; check the permissions of the credentials for {ref.registry})"
         return RegistryError(self._auth.scrub(text))
-
-
-def _registry_errors(response: requests.Response) -> list[dict[str, Any]]:
-    """The ``errors`` array of a distribution error body, if the body is one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return []
-    errors = body.get("errors") if isinstance(body, dict) else None
-    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
-
-
-def _error_codes(response: requests.Response) -> set[str]:
-    return {str(error.get("code")) for error in _registry_errors(response)}
-
-
-def _error_details(response: requests.Response) -> str:
-    parts: Iterable[str] = (
-        f"{error.get('code', 'ERROR')}: {error.get('message', '')}".rstrip(": ") for error in _registry_errors(response)
-    )
-    return "; ".join(parts)[:500]
-
-
-def _describe_network_error(error: requests.exceptions.RequestException) -> str:
-    """A one-line reason without urllib3's nested reprs."""
-    if isinstance(error, requests.exceptions.SSLError):
-        return "TLS error (certificate not trusted? add its CA to certs.d, or mark the registry insecure)"
-    if isinstance(error, requests.exceptions.ConnectTimeout | requests.exceptions.ReadTimeout):
-        return "timed out"
-    if isinstance(error, requests.exceptions.ConnectionError):
-        return "cannot connect, even after retrying (is the registry running and reachable?)"
-    return type(error).__name__
-
-
-def _media_type_from_body(body: bytes) -> str | None:
-    """The media type a manifest declares or, lacking that, the one its shape implies."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(document, dict):
-        return None
-    declared = document.get("mediaType")
-    if isinstance(declared, str) and declared:
-        return declared
-    if "manifests" in document:
-        return OCI_INDEX
-    if "config" in document:
-        return OCI_MANIFEST
-    return None
-
-
-def config_of(manifest: Manifest | Mapping[str, Any]) -> str:
-    """The config blob digest of an image manifest."""
-    document = manifest.json() if isinstance(manifest, Manifest) else manifest
-    config = document.get("config")
-    digest = config.get("digest") if isinstance(config, dict) else None
-    if not isinstance(digest, str):
-        raise RegistryError("the image manifest has no config descriptor")
-    return digest

@@ -14,6 +14,7 @@ from buildspec.backends.buildah import BuildahBackend
 from buildspec.backends.buildx import BuildxBackend
 from buildspec.backends.kaniko import KanikoBackend, automatic_platform_args, host_platform
 from buildspec.errors import BuildspecError
+from buildspec.lock import state_id
 from buildspec.platform import Platform
 
 CONTEXT = Path("/src/app")
@@ -379,9 +380,12 @@ def test_kaniko_container_mode(tmp_path: Path) -> None:
     backend = KanikoBackend(image="127.0.0.1:5000/kaniko:1", build_platform=AMD64)
     req = request(args={}, labels={}, options={"kaniko.docker-config": str(config)})
     assert backend.mode(req) == "container"
+    ident = state_id(Path("/state"))  # the container's name and label: the run's state folder
     assert backend.commands(req) == [
         [
-            "docker", "run", "--rm", "--network", "host",
+            "docker", "run", "--rm",
+            "--name", f"buildspec-{ident}-build-app-linux-arm64", "--label", f"buildspec.state={ident}",
+            "--network", "host",
             "-v", "/src/app:/kaniko/buildcontext:ro",
             "-v", f"{config}:/kaniko/.docker:ro",
             "-v", "/state/nodes/build-app-linux-arm64:/kaniko/buildspec-out",
@@ -403,8 +407,8 @@ def test_kaniko_container_mode_dockerfile_outside_context_and_no_docker_config(
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "missing"))
     backend = KanikoBackend(image="kaniko:1", build_platform=AMD64)
     argv = backend.commands(request(dockerfile=Path("/elsewhere/app.Dockerfile")))[0]
-    assert argv[:12] == [
-        "docker", "run", "--rm", "--network", "host",
+    assert argv[:16] == [
+        "docker", "run", "--rm", *argv[3:7], "--network", "host",
         "-v", "/src/app:/kaniko/buildcontext:ro",
         "-v", "/elsewhere:/kaniko/buildspec-dockerfile:ro",
         "-v", "/state/nodes/build-app-linux-arm64:/kaniko/buildspec-out",

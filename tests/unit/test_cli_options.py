@@ -42,7 +42,9 @@ def test_manifests_only_plans_only_the_indexes(capsys: pytest.CaptureFixture[str
     argv = ["plan", "--no-lookup", "-f", str(QUICKSTART), "--backend", "buildx", "--format", "json", "--manifests-only"]
     assert cli.main(argv) == 0
     nodes = json.loads(capsys.readouterr().out)["nodes"]
-    assert [(n["id"], n["needs"]) for n in nodes] == [("manifest:base", []), ("manifest:app", [])]
+    # atomic (the default): both indexes by digest, then the tags step moves every tag
+    assert [(n["id"], n["needs"]) for n in nodes] == [
+        ("manifest:base", []), ("manifest:app", []), ("tags", ["manifest:base", "manifest:app"])]
 
 
 def test_platform_and_manifests_only_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:

@@ -176,7 +176,10 @@ def test_quickstart_json_shape(workspace: dict[str, Path], capsys: pytest.Captur
         ["build:app@linux/amd64", "build:app@linux/arm64"],
         ["publish"],
         ["manifest:base", "manifest:app"],
+        ["tags"],
     ]
+    assert nodes["tags"]["kind"] == "tags"
+    assert nodes["tags"]["needs"] == ["manifest:base", "manifest:app"]
 
 
 def test_quickstart_merges_the_platforms_of_base_but_not_of_app(
@@ -305,3 +308,21 @@ def test_user_text_is_not_rich_markup(workspace: dict[str, Path], capsys: pytest
     for version in ("[bold]x", "[/x]"):
         out = plan(capsys, workspace["tags"] / "Buildfile", "--set", f"version={version}")
         assert f"version {version}" in out
+
+
+def test_plan_shows_every_repository_of_an_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], buildspec_env: dict[str, str]
+) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "Buildfile").write_text(
+        'platforms = [linux/amd64]\n'
+        'image app {\n repository = ["127.0.0.1:5000/acme/app", "registry.gitlab.com/acme/app"]\n'
+        ' tags = ["1.0.0"]\n}\n')
+    assert main(["plan", "-f", str(tmp_path / "Buildfile"), "--backend", "buildx", "--format", "json"]) == 0
+    image = json.loads(capsys.readouterr().out)["images"][0]
+    assert image["repository"] == "127.0.0.1:5000/acme/app"
+    assert image["repositories"] == ["127.0.0.1:5000/acme/app", "registry.gitlab.com/acme/app"]
+    assert main(["plan", "-f", str(tmp_path / "Buildfile"), "--backend", "buildx"]) == 0
+    text = capsys.readouterr().out
+    assert "manifest:app  -> index 127.0.0.1:5000/acme/app : 1.0.0  (by digest" in text, text
+    assert "-> index registry.gitlab.com/acme/app : 1.0.0  (by digest" in text, text

@@ -586,3 +586,36 @@ def test_groups_resolve_to_images_in_order(tmp_path: Path) -> None:
 def test_without_a_default_group_every_image_is_the_default(tmp_path: Path) -> None:
     p = project(tmp_path, MATRIX + "image app {\n}\n")
     assert p.default_targets() == (*p.declared["runtime"], "app")
+
+
+# ---------------------------------------------------------------- several repositories
+
+
+def test_a_repository_list_publishes_to_each_and_builds_push_to_the_first(tmp_path: Path) -> None:
+    text = REG + 'image app {\n repository = ["{registry}/app", "ghcr.io/acme/app"]\n tags = ["1.0.0"]\n}\n'
+    app = project(tmp_path, text).images["app"]
+    assert app.repositories == ("localhost:5000/acme/app", "ghcr.io/acme/app")
+    assert app.repository == "localhost:5000/acme/app"
+
+
+def test_a_registry_list_gives_every_image_one_repository_per_registry(tmp_path: Path) -> None:
+    text = ('registry = ["localhost:5000/acme", "registry.gitlab.com/acme"]\nplatforms = [linux/amd64]\n'
+            'image app {\n}\nimage tool {\n repository = "ghcr.io/acme/tool"\n}\n')
+    images = project(tmp_path, text).images
+    assert images["app"].repositories == ("localhost:5000/acme/app", "registry.gitlab.com/acme/app")
+    assert images["tool"].repositories == ("ghcr.io/acme/tool",)
+
+
+def test_one_repository_is_a_list_of_one(tmp_path: Path) -> None:
+    assert project(tmp_path, REG + "image app {\n}\n").images["app"].repositories == ("localhost:5000/acme/app",)
+
+
+def test_a_bad_repository_in_a_list_points_at_it(tmp_path: Path) -> None:
+    e = failure(tmp_path, REG + 'image app {\n repository = ["{registry}/app", "ghcr.io/Acme/app"]\n}\n')
+    assert e.span is not None and (e.span.line, e.span.column) == (4, 34), e.span
+
+
+def test_two_images_pushing_one_tag_to_a_second_repository_collide(tmp_path: Path) -> None:
+    text = (REG + 'image app {\n repository = ["{registry}/app", "ghcr.io/acme/shared"]\n}\n'
+            'image web {\n repository = ["{registry}/web", "ghcr.io/acme/shared"]\n}\n')
+    assert "would both push ghcr.io/acme/shared:latest" in str(failure(tmp_path, text))

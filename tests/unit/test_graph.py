@@ -174,7 +174,9 @@ def test_atomic_publishing_puts_a_gate_between_builds_and_manifests(tmp_path: Pa
         ["build:tool@linux/arm64"],
         ["publish"],
         ["manifest:base", "manifest:app", "manifest:tool"],
+        ["tags"],  # every index by digest first, then every tag
     ]
+    assert graphs.needs_of(run, "tags") == ["manifest:base", "manifest:app", "manifest:tool"]
     # needs = [app] waits for app's builds, since app's index now comes last.
     assert set(run.predecessors("build:tool@linux/arm64")) == {"build:app@linux/amd64", "build:app@linux/arm64"}
     assert graphs.execution_graph(graph, "eager") is graph

@@ -358,3 +358,17 @@ def test_server_echoing_a_token_is_scrubbed(tmp_path: Path) -> None:
     assert "HTTP 403" in str(caught.value)
     assert "DENIED: bad Bearer ***" in str(caught.value)
     assert token not in str(caught.value)
+
+
+def test_credentials_are_never_sent_to_a_plain_http_token_server_elsewhere(tmp_path: Path) -> None:
+    """A registry naming a token server over plain HTTP on another host gets no password."""
+    realm = "http://tokens.example.com/token"
+
+    def answer(request: Request) -> Reply:
+        return Reply(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="registry"'})
+
+    with ScriptedServer(answer) as server:
+        client = RegistryClient(docker_config=str(login(tmp_path, server.address, "alice", PASSWORD)))
+        with pytest.raises(RegistryError, match=r"token server http://tokens.example.com is not HTTPS"):
+            client.get_manifest(f"{server.address}/app:1")
+    assert len(server.requests) == 1

@@ -226,3 +226,87 @@ def test_insecure_registries_are_named_hosts() -> None:
     assert not client.is_insecure("registry.lan")
     assert not client.is_insecure("registry.example.com")
     assert client.is_insecure("localhost:5000")
+
+
+# ------------------------------------------------- answers that break off or come back altered
+
+
+def _sequence(*replies: Reply) -> Callable[[Request], Reply]:
+    """Each reply once, in order, then the last one for ever."""
+    queue = list(replies)
+
+    def answer(request: Request) -> Reply:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return answer
+
+
+GOOD = Reply(200, {"Content-Type": OCI_MANIFEST}, BODY)
+
+
+@pytest.mark.parametrize("broken", [
+    Reply(200, {"Content-Type": OCI_MANIFEST, "Content-Length": str(len(BODY))}, BODY, cut=10),
+    Reply(200, {"Content-Type": OCI_MANIFEST, "Content-Length": str(len(BODY))}, BODY, cut=10, reset=True),
+    Reply(200, {"Content-Type": OCI_MANIFEST}, BODY[:10] + b" " * (len(BODY) - 10)),  # wrong digest
+], ids=["truncated", "reset-mid-body", "altered"])
+def test_a_broken_answer_is_asked_for_again(client: RegistryClient, broken: Reply) -> None:
+    server = serve(_sequence(broken, broken, GOOD))
+    try:
+        manifest = client.get_manifest(f"{server.address}/app@{DIGEST}")
+    finally:
+        server.stop()
+    assert manifest.body == BODY and len(server.requests) == 3
+
+
+def test_an_answer_that_keeps_breaking_off_names_registry_request_and_cause(client: RegistryClient) -> None:
+    cut = Reply(200, {"Content-Type": OCI_MANIFEST, "Content-Length": str(len(BODY))}, BODY, cut=10)
+    server = serve(_sequence(cut))
+    try:
+        with pytest.raises(RegistryError) as caught:
+            client.get_manifest(f"{server.address}/team/app@{DIGEST}")
+    finally:
+        server.stop()
+    assert str(caught.value) == (
+        f"{server.address}: GET /v2/team/app/manifests/{DIGEST} failed: the answer broke off "
+        "(connection closed or reset before the whole body came), 3 times")
+
+
+def test_a_body_slower_than_the_timeout_is_asked_for_again(tmp_path: Path) -> None:
+    slow = Reply(200, {"Content-Type": OCI_MANIFEST, "Content-Length": str(len(BODY))}, BODY, delay=1.0)
+    server = serve(_sequence(slow, GOOD))
+    try:
+        with RegistryClient(docker_config=str(tmp_path), retries=2, timeout=0.3) as client:
+            assert client.get_manifest(f"{server.address}/app@{DIGEST}").body == BODY
+    finally:
+        server.stop()
+    assert len(server.requests) == 2
+
+
+def test_a_garbled_tag_list_is_asked_for_again(client: RegistryClient) -> None:
+    tags = json.dumps({"name": "app", "tags": ["1.0.0", "latest"]}).encode()
+    server = serve(_sequence(Reply(200, {"Content-Type": "application/json"}, tags[:12]),
+                             Reply(200, {"Content-Type": "application/json"}, tags)))
+    try:
+        assert client.list_tags(f"{server.address}/app") == ["1.0.0", "latest"]
+    finally:
+        server.stop()
+
+
+def test_429_is_retried_after_retry_after(client: RegistryClient) -> None:
+    server = serve(_sequence(Reply(429, {"Retry-After": "1"}), GOOD))
+    try:
+        started = time.monotonic()
+        client.get_manifest(f"{server.address}/app:1")
+        assert time.monotonic() - started >= 1.0
+    finally:
+        server.stop()
+    assert len(server.requests) == 2
+
+
+def test_requests_say_they_come_from_buildspec(client: RegistryClient) -> None:
+    server = serve(_sequence(GOOD))
+    try:
+        client.get_manifest(f"{server.address}/app:1")
+    finally:
+        server.stop()
+    assert server.requests[-1].headers["User-Agent"].startswith("buildspec/")

@@ -242,6 +242,7 @@ def test_summary_json_shape(tmp_path: Path) -> None:
             {
                 "name": "app",
                 "repository": "localhost:5000/acme/app",
+                "repositories": ["localhost:5000/acme/app"],
                 "tags": ["1.0.0", "latest"],
                 "index_digest": DIGEST,
                 "platform_digests": {"linux/amd64": AMD64, "linux/arm64": ARM64},
@@ -252,6 +253,7 @@ def test_summary_json_shape(tmp_path: Path) -> None:
             {
                 "name": "worker",
                 "repository": "localhost:5000/acme/worker",
+                "repositories": ["localhost:5000/acme/worker"],
                 "tags": ["1.0.0"],
                 "index_digest": None,
                 "platform_digests": {},

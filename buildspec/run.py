@@ -443,19 +443,20 @@ def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummar
         platform_digests=platform_digests,
         duration=(max(ended) - min(started)) if started and ended else None,
         status=_image_status(manifest, list(builds.values())),
-        build=_freshness(manifest, list(builds.values())),
+        build=_freshness(list(builds.values())),
     )
 
 
-def _freshness(manifest: TaskResult | None, builds: Sequence[TaskResult]) -> str | None:
-    """``built`` (a build ran), ``retagged`` (nothing built, but a tag moved) or ``up to date``."""
+def _freshness(builds: Sequence[TaskResult]) -> str | None:
+    """``built`` (a build ran), ``retagged`` (nothing built, but a platform tag moved; the
+    tag step makes it ``retagged`` too when it moves a release tag: publish.with_tags) or
+    ``up to date``."""
     states = [str(b.data.get("fresh")) for b in builds if b.status is Status.SUCCEEDED and "fresh" in b.data]
     if not states:
         return None
     if "built" in states:
         return "built"
-    moved = manifest is not None and bool(manifest.data.get("moved"))
-    return "retagged" if moved or "retagged" in states else "up to date"
+    return "retagged" if "retagged" in states else "up to date"
 
 
 def _image_status(manifest: TaskResult | None, builds: Sequence[TaskResult]) -> str:

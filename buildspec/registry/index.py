@@ -69,7 +69,6 @@ class PublishedIndex:
     media_type: str
     tags: tuple[str, ...]
     manifests: tuple[tuple[str, str], ...]  # (platform, digest), in entry order
-    moved: tuple[str, ...] = ()  # the tags pushed (the others already pointed at this index)
 
 
 @dataclass(frozen=True)
@@ -249,12 +248,8 @@ def publish_index(
     entries: Sequence[IndexEntry],
     tags: Sequence[str],
     annotations: Mapping[str, str] = _NO_ANNOTATIONS,
-    *,
-    skip_current: bool = False,
 ) -> PublishedIndex:
-    """Assemble the index and push the same bytes under every tag (by digest if none).
-
-    ``skip_current``: a tag that already points at exactly this index is not pushed again."""
+    """Assemble the index and push the same bytes under every tag (by digest if none)."""
     ref = _repository(repository)
     for tag in tags:
         problem = validate_tag(tag)
@@ -263,20 +258,13 @@ def publish_index(
     children = [resolve_entry(client, ref, entry) for entry in entries]
     media_type, body = render_index(children, annotations)
     digest = sha256_digest(body)
-    moved = []
     for target in tags or [digest]:
-        if skip_current and tags:
-            current = client.find_manifest(ref.with_tag(target))
-            if current is not None and current.digest == digest:
-                continue
         # put_manifest checks the registry's digest against these bytes.
         client.put_manifest(ref, target, media_type, body)
-        moved.append(target)
     return PublishedIndex(
         repository=ref.name,
         digest=digest,
         media_type=media_type,
         tags=tuple(tags),
         manifests=tuple((str(child.platform), child.digest) for child in children),
-        moved=tuple(t for t in moved if t in tags),
     )

@@ -152,14 +152,14 @@ def _move(client: RegistryClient, move: TagMove, index: StagedIndex, log: Log, a
         try:
             if client.manifest_digest(ref) == index.digest:
                 log(f"{move.ref} already points at {index.digest}")
-                return TagMove(**{**move.__dict__, "state": UNCHANGED})
+                return dataclasses.replace(move, state=UNCHANGED)
             client.put_manifest(ref, move.tag, index.media_type, index.body)
             log(f"pushed {move.ref} -> {index.digest}")
-            return TagMove(**{**move.__dict__, "state": PUSHED})
+            return dataclasses.replace(move, state=PUSHED)
         except RegistryError as e:
             error = str(e)
             log(f"{move.ref}: attempt {attempt + 1} of {attempts} failed: {error}")
-    return TagMove(**{**move.__dict__, "state": FAILED, "error": error})
+    return dataclasses.replace(move, state=FAILED, error=error)
 
 
 def rerun_hint(images: Sequence[str]) -> str:

@@ -1,4 +1,4 @@
-"""Command line: ``buildspec plan | check | run``. The only place that exits."""
+"""Command line: ``buildspec plan | check | run | ci``. The only place that exits."""
 
 from __future__ import annotations
 
@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--progress", choices=("auto", "live", "plain", "json"), default="auto")
     run.add_argument("--build-retries", type=_count, default=1, metavar="N",
                      help="run a build again up to N times when it fails on a transient registry error (default 1)")
+
+    from buildspec.ci.options import add_parser as add_ci_parser
+
+    common(add_ci_parser(commands), targets=False)
     return parser
 
 
@@ -152,6 +156,10 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         builds = sum(1 for _, attrs in graph.nodes(data=True) if attrs["kind"] == "build")
         print(f"{args.file}: ok ({images} images, {builds} builds)")
         return int(ExitCode.OK)
+    if args.command == "ci":
+        from buildspec.ci.command import run_ci
+
+        return run_ci(args, project, graph, overrides)
 
     from buildspec import graph as graphs
     from buildspec.jobs import mergeable, state_dir

@@ -1,0 +1,117 @@
+"""``buildspec ci github``: the graph as a GitHub Actions workflow.
+
+* one job per build node, ``runs-on:`` a runner of the platform's architecture
+  (``ubuntu-24.04-arm`` for linux/arm64), ``needs:`` exactly the graph's edges;
+* a build job publishes the digest it pushed as its output ``digest``; a dependent
+  job reads it through ``needs.<job>.outputs.digest`` into an environment variable
+  (never straight into the script: expressions in ``run:`` are text substitution);
+* with atomic publishing one ``publish-gate`` job needs every build and every
+  manifest job needs the gate; with eager publishing a manifest job needs its
+  image's builds;
+* a workflow run holds at most 256 jobs: manifest jobs are folded when needed
+  (limits.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildspec.ci import limits
+from buildspec.ci.model import BuildJob, CiOptions, ManifestJob, Pipeline, Where, job_image, runner_for
+from buildspec.ci.shell import line, var
+
+RUNNERS: dict[str, tuple[str, ...]] = {
+    "linux/amd64": ("ubuntu-24.04",),
+    "linux/arm64": ("ubuntu-24.04-arm",),
+    "default": ("ubuntu-24.04",),
+}
+IMAGES: dict[str, str | None] = {
+    "buildx": None,  # GitHub's Ubuntu runners have Docker with buildx
+    "kaniko": "gcr.io/kaniko-project/executor:v1.23.2-debug",  # the debug image has a shell
+    "buildah": None,  # and buildah
+    "buildspec": None,
+}
+CHECKOUT = "actions/checkout@v4"
+QEMU = "docker/setup-qemu-action@v3"
+GATE = "publish-gate"
+
+
+def _work(backend: str, node: str) -> str:
+    return f"{var('RUNNER_TEMP')}/buildspec/{node}"
+
+
+WHERE = Where(checkout=var("GITHUB_WORKSPACE"), work=_work)
+
+
+def render(pipeline: Pipeline, options: CiOptions, name: str, max_jobs: int = limits.GITHUB_MAX_JOBS
+           ) -> dict[str, Any]:
+    atomic = pipeline.publish == "atomic"
+    pipeline = limits.fold_manifests(pipeline, max_jobs, extra_jobs=1 if atomic else 0, system="GitHub Actions")
+    jobs: dict[str, Any] = {}
+    for build in pipeline.builds:
+        jobs[build.name] = _build_job(build, options)
+    if atomic and pipeline.manifests:
+        jobs[GATE] = {
+            "name": "every build succeeded (atomic publishing)",
+            "runs-on": _runs_on(runner_for(options, None, RUNNERS)),
+            "needs": [build.name for build in pipeline.builds],
+            "steps": [{"run": "echo every build job succeeded: publishing the indexes"}],
+        }
+    for manifest in pipeline.manifests:
+        jobs[manifest.name] = _manifest_job(manifest, options, (GATE,) if atomic else manifest.needs)
+    return {
+        "name": name,
+        "on": {"push": {}, "workflow_dispatch": {}},
+        "permissions": {"contents": "read"},
+        "env": {"BUILDSPEC": "buildspec"},
+        "jobs": jobs,
+    }
+
+
+def _runs_on(labels: tuple[str, ...]) -> str | list[str]:
+    if not labels:
+        return "ubuntu-24.04"
+    return labels[0] if len(labels) == 1 else list(labels)
+
+
+def _container(job: dict[str, Any], image: str | None) -> None:
+    if image is not None:
+        job["container"] = {"image": image}
+
+
+def _build_job(build: BuildJob, options: CiOptions) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "name": build.node,
+        "runs-on": _runs_on(runner_for(options, build.platform, RUNNERS)),
+    }
+    if build.needs:
+        job["needs"] = list(build.needs)
+    _container(job, job_image(options, build.backend, IMAGES))
+    if build.pins:
+        job["env"] = {variable: f"${{{{ needs.{needed}.outputs.digest }}}}" for variable, needed in build.pins.items()}
+    job["outputs"] = {"digest": "${{ steps.build.outputs.digest }}"}
+    steps: list[dict[str, Any]] = [{"uses": CHECKOUT}]
+    if build.emulated and build.backend != "kaniko":
+        steps.append({"uses": QEMU})
+    script = [
+        "set -eu",
+        *build.commands,
+        f"BUILDSPEC_PUSHED=$({build.digest})",
+        'echo "digest=${BUILDSPEC_PUSHED}" >> "$GITHUB_OUTPUT"',
+        f'echo "{build.node}: pushed ${{BUILDSPEC_PUSHED}}"',
+    ]
+    steps.append({"id": "build", "run": "\n".join(script) + "\n"})
+    job["steps"] = steps
+    return job
+
+
+def _manifest_job(manifest: ManifestJob, options: CiOptions, needs: tuple[str, ...]) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "name": manifest.node,
+        "runs-on": _runs_on(runner_for(options, None, RUNNERS)),
+    }
+    if needs:
+        job["needs"] = list(needs)
+    _container(job, job_image(options, "buildspec", IMAGES))
+    job["steps"] = [{"uses": CHECKOUT}, {"run": line(manifest.argv) + "\n"}]
+    return job

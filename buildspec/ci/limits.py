@@ -1,0 +1,56 @@
+"""Keeping a pipeline inside the CI systems' own limits.
+
+* GitLab: a job may list at most 50 jobs in ``needs:`` (``ci_max_needs``, the
+  default on self-managed and GitLab.com) and GitLab.com's free tier refuses
+  pipelines of more than 500 jobs.
+* GitHub: a workflow run holds at most 256 jobs; a workflow file at most 500 KB.
+
+The atomic publish gate is a stage boundary (GitLab) or one gate job (GitHub), never
+a ``needs:`` list of every build. When one job per manifest would make the pipeline
+too big, the manifest jobs are folded: each then runs ``buildspec run
+--manifests-only`` for several images at once (``fold_manifests``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from buildspec.ci.model import ManifestJob, Pipeline
+from buildspec.errors import UsageError
+
+GITLAB_MAX_NEEDS = 50
+GITLAB_MAX_JOBS = 500
+GITHUB_MAX_JOBS = 256
+GITHUB_MAX_BYTES = 500 * 1024
+
+
+def fold_manifests(pipeline: Pipeline, max_jobs: int, extra_jobs: int, system: str) -> Pipeline:
+    """The pipeline with at most ``max_jobs`` jobs (``extra_jobs``: jobs the renderer adds),
+    folding manifest jobs together as needed. Builds are never folded: each keeps its
+    own runner."""
+    room = max_jobs - len(pipeline.builds) - extra_jobs
+    if len(pipeline.manifests) <= room:
+        return pipeline
+    if room < 1:
+        raise UsageError(
+            f"{len(pipeline.builds)} build jobs do not fit into one {system} pipeline of at most {max_jobs} jobs: "
+            "generate one pipeline per group of targets (buildspec ci ... TARGET ...), "
+            "or raise the limit with --max-jobs if your instance allows more")
+    if pipeline.manifest_needs:
+        raise UsageError(
+            f"the pipeline would have more than {max_jobs} jobs, and with --publish eager some builds wait for "
+            "manifest jobs (needs = [...]), which cannot be folded: use --publish atomic, "
+            "or generate one pipeline per group of targets")
+    size = math.ceil(len(pipeline.manifests) / room)
+    folded = []
+    for number, start in enumerate(range(0, len(pipeline.manifests), size), start=1):
+        chunk = pipeline.manifests[start:start + size]
+        first = chunk[0]
+        argv = first.argv[:-1] + tuple(job.image for job in chunk)
+        folded.append(ManifestJob(
+            name=f"publish-{number}", node=",".join(job.node for job in chunk), image=first.image,
+            needs=tuple(dict.fromkeys(need for job in chunk for need in job.needs)), argv=argv,
+            wave=max(job.wave for job in chunk),
+        ))
+    return dataclasses.replace(pipeline, manifests=tuple(folded))

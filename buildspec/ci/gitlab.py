@@ -19,7 +19,7 @@ from typing import Any
 
 from buildspec.ci import limits
 from buildspec.ci.model import BuildJob, CiOptions, ManifestJob, Pipeline, Where, job_image, runner_for
-from buildspec.ci.shell import line, var, word
+from buildspec.ci.shell import line, split_var, var, word
 
 RUNNERS: dict[str, tuple[str, ...]] = {
     # GitLab.com's hosted runners; self-hosted ones: --runner PLATFORM=TAG
@@ -34,6 +34,7 @@ IMAGES: dict[str, str | None] = {
     "buildspec": "python:3.12-slim",
 }
 DIND = "docker:27-dind"
+CHILD = "buildspec-pipeline.yml"
 DOTENV_DIR = ".buildspec-ci"
 
 
@@ -117,5 +118,31 @@ def _manifest_job(manifest: ManifestJob, options: CiOptions, stage: str, max_nee
         job["tags"] = list(tags)
     if manifest.needs:
         _needs(job, manifest.needs, max_needs)
-    job["script"] = [line(manifest.argv)]
+    job["script"] = [*(line(argv) for argv in manifest.record), line(manifest.argv)]
     return job
+
+
+def render_trigger(options: CiOptions, regenerate: list[str]) -> dict[str, Any]:
+    """The pipeline to commit as ``.gitlab-ci.yml``: a job generates the build pipeline in
+    the pipeline itself (so its tags are this pipeline's, and --only-stale sees the
+    registry as it is now), a trigger job runs it as a child pipeline."""
+    generate: dict[str, Any] = {"stage": "generate"}
+    _image(generate, job_image(options, "buildspec", IMAGES), "buildspec")
+    tags = runner_for(options, None, RUNNERS)
+    if tags:
+        generate["tags"] = list(tags)
+    generate["script"] = [line([split_var("BUILDSPEC"), "ci", "gitlab", *regenerate, "-o", CHILD])]
+    generate["artifacts"] = {"paths": [CHILD]}
+    return {
+        "stages": ["generate", "build"],
+        "variables": {
+            "BUILDSPEC": {"value": "buildspec",
+                          "description": "the command that runs buildspec in the generate and manifest jobs"},
+        },
+        "buildspec-generate": generate,
+        "buildspec-pipeline": {
+            "stage": "build",
+            "needs": ["buildspec-generate"],
+            "trigger": {"include": [{"artifact": CHILD, "job": "buildspec-generate"}], "strategy": "depend"},
+        },
+    }

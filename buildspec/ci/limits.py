@@ -58,5 +58,7 @@ def fold_manifests(pipeline: Pipeline, max_jobs: int, extra_jobs: int, system: s
             name=f"publish-{number}", node=",".join(job.node for job in chunk), image=first.image,
             needs=tuple(dict.fromkeys(need for job in chunk for need in job.needs)), argv=argv,
             wave=max(job.wave for job in chunk),
+            record=tuple(argv for job in chunk for argv in job.record),
+            record_vars={k: v for job in chunk for k, v in job.record_vars.items()},
         ))
     return dataclasses.replace(pipeline, manifests=tuple(folded))

@@ -32,6 +32,7 @@ from buildspec.backends.base import Backend
 from buildspec.backends.buildx import METADATA_FILE
 from buildspec.backends.kaniko import DIGEST_FILE, KanikoBackend
 from buildspec.ci.shell import split_var, var, word
+from buildspec.ci.stale import Staleness
 from buildspec.errors import UsageError
 from buildspec.evaluate import Project
 from buildspec.jobs import build_request, safe_name
@@ -88,6 +89,9 @@ class ManifestJob:
     needs: tuple[str, ...]  # eager: the image's build jobs; atomic: () (a stage boundary gates it)
     argv: tuple[str, ...]  # $BUILDSPEC run ... --manifests-only IMAGE
     wave: int
+    # --only-stale: $BUILDSPEC ci record ... first (stale.py), and the digest variables it reads
+    record: tuple[tuple[str, ...], ...] = ()
+    record_vars: Mapping[str, str] = field(default_factory=dict)  # variable -> the build job exporting it
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,17 @@ def _in_checkout(where: Where, relative: PurePosixPath) -> str:
     return where.checkout if str(relative) == "." else f"{where.checkout}/{relative}"
 
 
+def _buildspec_common(options: CiOptions, project: Project, backend: str) -> list[str]:
+    sets = dict(_env_variables(project))
+    sets.update(options.sets)
+    argv = ["-f", str(_relative(options.buildfile, options.root, "the Buildfile"))]
+    for name in sorted(sets):
+        argv += ["--set", f"{name}={sets[name]}"]
+    for registry in options.insecure_registries:
+        argv += ["--insecure-registry", registry]
+    return [*argv, "--backend", backend]
+
+
 def buildspec_argv(options: CiOptions, project: Project, image: str, backend: str) -> tuple[str, ...]:
     """The manifest job's command: ``$BUILDSPEC run -f FILE --manifests-only IMAGE``.
 
@@ -152,15 +167,8 @@ def buildspec_argv(options: CiOptions, project: Project, image: str, backend: st
     pushed to, whatever that job's environment holds. ``--backend`` is explicit
     so that no build tool is probed in a job that builds nothing.
     """
-    sets = dict(_env_variables(project))
-    sets.update(options.sets)
-    argv = [split_var("BUILDSPEC"), "run", "-f", str(_relative(options.buildfile, options.root, "the Buildfile"))]
-    for name in sorted(sets):
-        argv += ["--set", f"{name}={sets[name]}"]
-    for registry in options.insecure_registries:
-        argv += ["--insecure-registry", registry]
-    argv += ["--backend", backend, "--publish", options.publish, "--progress", "plain", "--manifests-only", image]
-    return tuple(argv)
+    return (split_var("BUILDSPEC"), "run", *_buildspec_common(options, project, backend),
+            "--publish", options.publish, "--progress", "plain", "--manifests-only", image)
 
 
 def _env_variables(project: Project) -> dict[str, str]:
@@ -183,9 +191,12 @@ def _digest_command(backend: str, work: str) -> str:
     return f"grep -o '^sha256:[0-9a-f]\\{{64\\}}' {word(f'{work}/{DIGEST_FILE}')}"
 
 
-def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions, where: Where) -> Pipeline:
-    """``graph``: the selected, unmerged graph (graph.select), before execution_graph."""
+def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions, where: Where,
+                   stale: Staleness | None = None) -> Pipeline:
+    """``graph``: the selected, unmerged graph (graph.select), before execution_graph.
+    ``stale``: only the builds that are not up to date get a job (--only-stale)."""
     names = Names()
+    fresh = stale.fresh if stale is not None else {}
     build_nodes = [n for n, a in graph.nodes(data=True) if a["kind"] == "build"]
     atomic = options.publish == "atomic"
     execution = graphs.execution_graph(graph, options.publish)
@@ -194,6 +205,8 @@ def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions,
     builds: list[BuildJob] = []
     manifest_needs: dict[str, tuple[str, ...]] = {}
     for node in build_nodes:
+        if node in fresh:
+            continue
         attrs = graph.nodes[node]
         image = project.images[attrs["image"]]
         platform: Platform = attrs["platform"]
@@ -202,11 +215,16 @@ def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions,
         pin_refs: dict[str, str] = {}
         for pin in image.pins(platform):
             dependency = graphs.build_id(pin.target, platform)
+            if dependency in fresh:  # up to date: the digest is known now
+                pin_refs[pin.target] = f"{project.images[pin.target].repository}@{fresh[dependency]}"
+                continue
             pins[names.digest_var(dependency)] = names.job(dependency)
             pin_refs[pin.target] = f"{project.images[pin.target].repository}@{var(names.digest_var(dependency))}"
         needs: list[str] = []
         for before in graphs.needs_of(execution, node):
             kind = execution.nodes[before]["kind"]
+            if before in fresh:
+                continue
             if kind == "build":
                 needs.append(names.job(before))
             elif kind == "manifest":
@@ -238,11 +256,43 @@ def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions,
         own = () if atomic else tuple(names.job(n) for n in graphs.needs_of(graph, node)
                                       if graph.nodes[n]["kind"] == "build")
         name = attrs["image"]
+        own = tuple(job for job in own if job in {b.name for b in builds})
+        record, record_vars = ((), {}) if stale is None else _record(project, graph, options, names, stale, node)
         manifests.append(ManifestJob(
             name=names.job(node), node=node, image=name, needs=own,
             argv=buildspec_argv(options, project, name, options.backends[name].name), wave=wave_of[node],
+            record=record, record_vars=record_vars,
         ))
     return Pipeline(tuple(builds), tuple(manifests), options.publish, manifest_needs)
+
+
+def _record(project: Project, graph: nx.DiGraph[str], options: CiOptions, names: Names, stale: Staleness,
+            manifest: str) -> tuple[tuple[tuple[str, ...], ...], dict[str, str]]:
+    """``buildspec ci record`` for the builds of the manifest's image (stale.py)."""
+    name = graph.nodes[manifest]["image"]
+    # the image right after "record": argparse takes positionals in one run
+    argv = [split_var("BUILDSPEC"), "ci", "record", name,
+            *_buildspec_common(options, project, options.backends[name].name)]
+    variables: dict[str, str] = {}
+    nodes = [n for n in graphs.needs_of(graph, manifest) if graph.nodes[n]["kind"] == "build"]
+    digests: dict[str, str] = {}
+    if not any(node in stale.fresh or node in stale.keys for node in nodes):
+        return (), {}
+    for node in nodes:
+        if node in stale.fresh:
+            argv += ["--reuse", f"{node}={stale.fresh[node]}"]
+        elif node in stale.keys:
+            argv += ["--record", f"{node}={stale.keys[node]}"]
+            variables[names.digest_var(node)] = names.job(node)
+            digests[node] = var(names.digest_var(node))
+            platform = graph.nodes[node]["platform"]
+            for pin in project.images[name].pins(platform):
+                dependency = graphs.build_id(pin.target, platform)
+                if dependency in stale.fresh:  # a key is known only when the dependencies are up to date
+                    digests[dependency] = stale.fresh[dependency]
+    for node, digest in digests.items():
+        argv += ["--digest", f"{node}={digest}"]
+    return (tuple(argv),), variables
 
 
 def runner_for(options: CiOptions, platform: Platform | None, defaults: Mapping[str, tuple[str, ...]]

@@ -7,7 +7,8 @@ import argparse
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     ci = commands.add_parser("ci", help="write a GitLab CI pipeline or a GitHub Actions workflow: one job per build")
-    ci.add_argument("system", choices=("gitlab", "github"), help="the CI system")
+    ci.add_argument("system", choices=("gitlab", "github", "record"),
+                    help="the CI system; 'record' is the step the manifest jobs of an --only-stale pipeline run")
     ci.add_argument("targets", nargs="*", metavar="TARGET",
                     help="images, matrix cells or groups (default: the 'default' group)")
     ci.add_argument("-o", "--output", metavar="FILE", help="write the pipeline here (default: standard output)")
@@ -29,4 +30,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ci.add_argument("--max-jobs", type=int, metavar="N",
                     help="at most N jobs in the pipeline (default: GitLab.com free tier's 500, GitHub's 256)")
     ci.add_argument("--name", default="buildspec", help="the GitHub workflow's name (default: buildspec)")
+    ci.add_argument("--only-stale", action="store_true",
+                    help="only the builds that are not up to date get a job (asks the registries, as plan does)")
+    ci.add_argument("--trigger", action="store_true",
+                    help="gitlab: write the pipeline that generates this one in the pipeline itself and runs it "
+                         "as a child pipeline (commit it as .gitlab-ci.yml)")
+    record = ci.add_argument_group("ci record (in the generated manifest jobs)")
+    record.add_argument("--digest", action="append", default=[], metavar="NODE=DIGEST", help=argparse.SUPPRESS)
+    record.add_argument("--record", action="append", default=[], metavar="NODE=KEY", help=argparse.SUPPRESS)
+    record.add_argument("--reuse", action="append", default=[], metavar="NODE=DIGEST", help=argparse.SUPPRESS)
     return ci

@@ -10,6 +10,7 @@ platforms, the same image labels, and every ``image()`` pin by digest.
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import oci_reader
 import pytest
+import yaml
 from runner import REPO_ROOT, cli_env, copy_example, run_cli, tags_of
 
 pytestmark = pytest.mark.integration
@@ -177,3 +179,62 @@ def test_a_failed_build_job_publishes_nothing(
         assert not [t for t in tags_of(f"{unique_repo}/{image}") if "-linux-" not in t], image
 
 
+
+
+def test_only_stale_pipelines_rebuild_only_what_changed(
+    tmp_path: Path, unique_repo: str, require_tools: Callable[..., None]
+) -> None:
+    """Three pipelines generated with --only-stale (as the generate job of `ci gitlab
+    --trigger` does): the first builds everything and records the keys it can; after a
+    version bump base is up to date (its images are reused, its tags move) and only app
+    builds, on base's digest; after another bump nothing builds and every tag still moves."""
+    require_tools("gitlab-ci-local", "rsync", "git", "skopeo", "docker")
+    folder = repository(copy_example("quickstart", tmp_path))
+    shell = ["--job-image", "buildspec=none", "--runner", "linux/amd64=none", "--runner", "linux/arm64=none",
+             "--runner", "default=none"]
+    platforms = ["linux/amd64", "linux/arm64"]
+
+    def pipeline(version: str) -> tuple[dict[str, object], str]:
+        generate = run_cli(["ci", "gitlab", "--only-stale", "--set", f"registry={unique_repo}",
+                            "--set", f"version={version}", *BACKENDS["buildx"], *shell, "-o", ".gitlab-ci.yml"],
+                           cwd=folder)
+        assert generate.code == 0, generate
+        text = (folder / ".gitlab-ci.yml").read_text()
+        done, _ = gitlab_ci_local(folder)
+        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+        return yaml.safe_load(text), done.stdout
+
+    def children(ref: str) -> dict[str, str]:
+        index = oci_reader.raw_manifest(ref)
+        return {oci_reader.platform_string(m["platform"]): m["digest"] for m in index["manifests"]}
+
+    first, log = pipeline("1.0.0")
+    assert {"build-base-linux-amd64", "build-base-linux-arm64", "build-app-linux-amd64",
+            "build-app-linux-arm64"} <= set(first)
+    assert any(t.startswith("buildspec-key-") for t in tags_of(f"{unique_repo}/base", bookkeeping=True)), log
+
+    second, log = pipeline("1.0.1")
+    assert not [job for job in second if job.startswith("build-base-")], second
+    assert {"build-app-linux-amd64", "build-app-linux-arm64"} <= set(second)
+    # base's digest is written into app's jobs: pinned by digest, no job to wait for
+    base = children(f"{unique_repo}/base:1.0.0")
+    assert children(f"{unique_repo}/base:1.0.1") == base  # reused, and its release tags moved
+    assert any(f"BASE_IMAGE={unique_repo}/base@{base['linux/arm64']}" in line
+               for line in second["build-app-linux-arm64"]["script"])
+    assert "recorded key" in log
+    assert_pinned(f"{unique_repo}/app:1.0.1", f"{unique_repo}/base:1.0.1", platforms)
+
+    third, _ = pipeline("1.0.2")
+    assert not [job for job in third if job.startswith("build-")], third
+    assert children(f"{unique_repo}/app:1.0.2") == children(f"{unique_repo}/app:1.0.1")
+    assert children(f"{unique_repo}/base:1.0.2") == base
+    for image in ("base", "app"):
+        tags = tags_of(f"{unique_repo}/{image}")
+        assert {"1.0.2", "1.0.2-linux-amd64", "1.0.2-linux-arm64"} <= set(tags), tags
+
+    # buildspec run, on this machine, finds the keys the pipelines recorded: nothing to build
+    plan = run_cli(["plan", "--format", "json", "--no-merge", "--set", f"registry={unique_repo}",
+                    "--set", "version=1.0.3", "--backend", "buildx"], cwd=folder)
+    assert plan.code == 0, plan
+    statuses = {n["id"]: n.get("status") for n in json.loads(plan.stdout)["nodes"] if n["kind"] == "build"}
+    assert set(statuses.values()) == {"up to date"}, statuses

@@ -112,7 +112,14 @@ def parse_sets(values: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `ci gitlab -f FILE app`: argparse takes the positionals (the system, the targets) in
+        # one run, so targets after an option come back here.
+        if args.command != "ci" or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.targets += extra
     if args.command in ("plan", "check"):
         # A short-lived process that allocates many small objects and frees almost nothing:
         # the cyclic GC would only rescan them (about a quarter of plan's CPU at 5000 images).

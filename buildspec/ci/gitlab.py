@@ -43,7 +43,7 @@ def _work(backend: str, node: str) -> str:
     # that a context at the repository root never contains it. kaniko's must be in the
     # checkout: kaniko wipes its own container's file system, but not the mounted builds dir.
     if backend == "buildah":
-        return f"/tmp/buildspec-ci/{var('CI_JOB_ID')}/{node}"
+        return f"/tmp/buildspec-ci/{var('CI_JOB_ID')}/{node}"  # noqa: S108 (the job's own, by job id)
     return f"{var('CI_PROJECT_DIR')}/{DOTENV_DIR}/{node}"
 
 

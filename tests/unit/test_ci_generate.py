@@ -41,7 +41,7 @@ def jobs_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def plan_commands(folder: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, list[list[str]]]:
     capsys.readouterr()
     assert main(["plan", "-f", str(folder / "Buildfile"), "--format", "json", "--commands", "--no-merge",
-                 "--backend", "buildx", *args]) == 0
+                 "--no-lookup", "--backend", "buildx", *args]) == 0
     data = json.loads(capsys.readouterr().out)
     return {n["id"]: n["commands"] for n in data["nodes"] if n["kind"] == "build"}
 
@@ -85,7 +85,8 @@ def test_gitlab_jobs_are_the_graph(tmp_path: Path, buildspec_env: dict[str, str]
         for argv in commands:
             words = []
             for w in argv:
-                w = w.replace(str(folder.resolve() / ".buildspec" / "work" / work), f"${{CI_PROJECT_DIR}}/.buildspec-ci/{work}")
+                w = w.replace(str(folder.resolve() / ".buildspec" / "work" / work),
+                              f"${{CI_PROJECT_DIR}}/.buildspec-ci/{work}")
                 w = w.replace(str(folder.resolve()), "${CI_PROJECT_DIR}")
                 w = re.sub(r"@<digest of base for linux/(\w+)>",
                            lambda m: f"@${{BUILDSPEC_DIGEST_BASE_LINUX_{m.group(1).upper()}}}", w)
@@ -253,3 +254,75 @@ def test_context_outside_the_repository_is_refused(tmp_path: Path, buildspec_env
     buildfile.write_text(buildfile.read_text().replace('context = "base"', f'context = "{outside}"'))
     assert main(["ci", "gitlab", "-f", str(buildfile)]) == 2
     assert "is outside the repository" in capsys.readouterr().err
+
+
+BASE = {"linux/amd64": "sha256:" + "a" * 64, "linux/arm64": "sha256:" + "b" * 64}
+
+
+def fake_staleness(monkeypatch: pytest.MonkeyPatch) -> None:
+    """base is up to date on both platforms; app is stale, with keys known (its pin is)."""
+    from buildspec.ci import stale
+
+    def staleness(*args: object, **kwargs: object) -> stale.Staleness:
+        return stale.Staleness(
+            fresh={f"build:base@{p}": d for p, d in BASE.items()},
+            keys={"build:app@linux/amd64": "1" * 64, "build:app@linux/arm64": "2" * 64},
+        )
+
+    monkeypatch.setattr(stale, "staleness", staleness)
+
+
+def test_only_stale_leaves_up_to_date_builds_out(tmp_path: Path, buildspec_env: dict[str, str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_staleness(monkeypatch)
+    folder = example(tmp_path, "quickstart")
+    jobs = jobs_of(generate(folder, "gitlab", "--only-stale"))
+    assert not [name for name in jobs if name.startswith("build-base")]
+    app = jobs["build-app-linux-arm64"]
+    assert app["needs"] == []  # nothing to wait for: base's digest is known
+    assert any(f"BASE_IMAGE=127.0.0.1:5000/quickstart/base@{BASE['linux/arm64']}" in line for line in app["script"])
+    record_base = shlex.split(jobs["manifest-base"]["script"][0])
+    assert record_base[:4] == ["${BUILDSPEC}", "ci", "record", "base"]
+    assert [record_base[i + 1] for i, w in enumerate(record_base) if w == "--reuse"] == [
+        f"build:base@linux/amd64={BASE['linux/amd64']}", f"build:base@linux/arm64={BASE['linux/arm64']}"]
+    assert "--manifests-only base" in jobs["manifest-base"]["script"][1]
+    record_app = shlex.split(jobs["manifest-app"]["script"][0])
+    assert [record_app[i + 1] for i, w in enumerate(record_app) if w == "--record"] == [
+        "build:app@linux/amd64=" + "1" * 64, "build:app@linux/arm64=" + "2" * 64]
+    digests = [record_app[i + 1] for i, w in enumerate(record_app) if w == "--digest"]
+    assert "build:app@linux/arm64=${BUILDSPEC_DIGEST_APP_LINUX_ARM64}" in digests
+    assert f"build:base@linux/arm64={BASE['linux/arm64']}" in digests
+
+    github = jobs_of(generate(folder, "github", "--only-stale"))
+    assert not [name for name in github if name.startswith("build-base")]
+    manifest = github["manifest-app"]
+    assert manifest["needs"] == ["publish-gate", "build-app-linux-amd64", "build-app-linux-arm64"]
+    assert manifest["env"]["BUILDSPEC_DIGEST_APP_LINUX_ARM64"] == "${{ needs.build-app-linux-arm64.outputs.digest }}"
+
+
+def test_trigger_writes_the_parent_pipeline(tmp_path: Path, buildspec_env: dict[str, str]) -> None:
+    folder = example(tmp_path, "quickstart")
+    document = generate(folder, "gitlab", "app", "--trigger", "--only-stale", "--runner", "linux/arm64=arm",
+                        "--set", "version=2.0.0")
+    assert document["stages"] == ["generate", "build"]
+    script = shlex.split(document["buildspec-generate"]["script"][0])
+    # the targets right after "gitlab", every option passed on, the child written as an artifact
+    assert script == ["${BUILDSPEC}", "ci", "gitlab", "app", "-f", "Buildfile", "--set", "version=2.0.0",
+                      "--runner", "linux/arm64=arm", "--only-stale", "-o", "buildspec-pipeline.yml"]
+    assert document["buildspec-generate"]["artifacts"] == {"paths": ["buildspec-pipeline.yml"]}
+    assert document["buildspec-pipeline"]["trigger"] == {
+        "include": [{"artifact": "buildspec-pipeline.yml", "job": "buildspec-generate"}], "strategy": "depend"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ci", "record", "base", "--reuse", "build:base@linux/amd64=sha256:" + "a" * 64], "needs --backend"),
+    (["ci", "record", "base", "--backend", "buildx", "--record", "build:nope@linux/amd64=1"], "--record: expected"),
+    (["ci", "gitlab", "--reuse", "x=y"], "belong to 'buildspec ci record'"),
+    (["ci", "github", "--trigger"], "--trigger is for gitlab"),
+])
+def test_record_and_trigger_misuse_exit_2(tmp_path: Path, buildspec_env: dict[str, str],
+                                          capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    folder = example(tmp_path, "quickstart")
+    assert main([*args, "-f", str(folder / "Buildfile")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

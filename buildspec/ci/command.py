@@ -33,10 +33,17 @@ def run_ci(args: argparse.Namespace, project: Project, graph: nx.DiGraph[str], s
 
         if not args.backend or args.backend == "auto":
             raise UsageError("ci record needs --backend buildx|kaniko|buildah (the backend the builds used)")
+        from buildspec.ci.stale import from_json
+
+        plan = None
+        if args.plan_from_env:
+            plan = from_json(os.environ.get(args.plan_from_env, ""), graph)
         return record(project, graph, args.backend, digests=args.digest, keys=args.record, reuse=args.reuse,
-                      insecure_registries=tuple(args.insecure_registry))
-    if args.digest or args.record or args.reuse:
-        raise UsageError("--digest, --record and --reuse belong to 'buildspec ci record'")
+                      insecure_registries=tuple(args.insecure_registry), plan=plan, images=tuple(args.targets))
+    if args.digest or args.record or args.reuse or args.plan_from_env:
+        raise UsageError("--digest, --record, --reuse and --plan-from-env belong to 'buildspec ci record'")
+    if args.check and args.system != "stale":
+        raise UsageError("--check belongs to 'buildspec ci stale'")
     if args.trigger and args.system != "gitlab":
         raise UsageError("--trigger is for gitlab (GitHub runs only committed workflows)")
     selected = graphs.select(graph, project, args.targets)
@@ -54,8 +61,10 @@ def run_ci(args: argparse.Namespace, project: Project, graph: nx.DiGraph[str], s
                                 *([f"kaniko={args.kaniko_image}"] if args.kaniko_image else []),
                                 *args.job_image]),
     )
+    if args.system == "stale":
+        return _plan_job(args, project, selected, options)
     stale = None
-    if args.only_stale and not args.trigger:
+    if args.only_stale and not args.trigger and args.system == "gitlab":
         from buildspec.ci.stale import staleness
 
         stale = staleness(project, selected, {name: b.name for name, b in options.backends.items()},
@@ -66,8 +75,7 @@ def run_ci(args: argparse.Namespace, project: Project, graph: nx.DiGraph[str], s
         pipeline = build_pipeline(project, selected, options, gitlab.WHERE, stale)
         document = gitlab.render(pipeline, options, max_jobs=args.max_jobs or limits.GITLAB_MAX_JOBS)
     else:
-        pipeline = build_pipeline(project, selected, options, github.WHERE, stale)
-        document = github.render(pipeline, options, args.name, max_jobs=args.max_jobs or limits.GITHUB_MAX_JOBS)
+        document = _github(args, project, selected, options)
     text = _header(args, project) + dump(document)
     if args.system == "github" and len(text.encode()) > limits.GITHUB_MAX_BYTES:
         raise UsageError(f"the workflow is {len(text.encode()) // 1024} KB, GitHub refuses more than 500 KB: "
@@ -76,6 +84,45 @@ def run_ci(args: argparse.Namespace, project: Project, graph: nx.DiGraph[str], s
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _github(args: argparse.Namespace, project: Project, selected: nx.DiGraph[str], options: CiOptions
+            ) -> dict[str, Any]:
+    """The workflow. With --only-stale every build has a job and a plan job, at run time,
+    says which are up to date (a workflow is committed: it cannot be generated per run)."""
+    plan_env = github.PLAN_ENV if args.only_stale else None
+    pipeline = build_pipeline(project, selected, options, github.WHERE, plan_env=plan_env)
+    plan = None
+    if args.only_stale:
+        from buildspec.ci.shell import split_var
+
+        plan = [split_var("BUILDSPEC"), "ci", "stale", *_regenerate(args, options)]
+        written = Path(args.output).resolve() if args.output else None
+        if written is not None and written.is_relative_to(options.root):  # the workflow to commit
+            plan += ["--check", str(written.relative_to(options.root))]
+    return github.render(pipeline, options, args.name, max_jobs=args.max_jobs or limits.GITHUB_MAX_JOBS, plan=plan)
+
+
+def _plan_job(args: argparse.Namespace, project: Project, selected: nx.DiGraph[str], options: CiOptions) -> int:
+    """``buildspec ci stale``, the plan job of a GitHub --only-stale workflow: prints
+    ``plan=<JSON>`` (for $GITHUB_OUTPUT). ``--check FILE``: first prove that FILE is the
+    workflow these options generate now (else the jobs would run an outdated recipe)."""
+    from buildspec.ci.stale import staleness, to_json
+
+    if args.check:
+        try:
+            committed = yaml.safe_load(Path(args.check).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"--check: cannot read {args.check}: {exc}") from None
+        as_written = argparse.Namespace(**{**vars(args), "system": "github", "output": args.check})
+        if committed != yaml.safe_load(dump(_github(as_written, project, selected, options))):
+            raise UsageError(f"{args.check} is not the workflow this Buildfile gives now (the Buildfile, a version "
+                             f"or a tag changed): generate it again with `buildspec ci github ... -o {args.check}` "
+                             "and commit it")
+    stale = staleness(project, selected, {name: b.name for name, b in options.backends.items()},
+                      options.publish, options.insecure_registries)
+    print(f"plan={to_json(stale)}")
     return 0
 
 
@@ -96,6 +143,8 @@ def _regenerate(args: argparse.Namespace, options: CiOptions) -> list[str]:
             argv += [flag, value]
     if args.only_stale:
         argv.append("--only-stale")
+    if args.system in ("github", "stale") and args.name != "buildspec":
+        argv += ["--name", args.name]
     return argv
 
 

@@ -34,6 +34,10 @@ IMAGES: dict[str, str | None] = {
 CHECKOUT = "actions/checkout@v4"
 QEMU = "docker/setup-qemu-action@v3"
 GATE = "publish-gate"
+PLAN = "buildspec-plan"
+PLAN_ENV = "BUILDSPEC_PLAN"
+_PLAN_OUTPUT = f"fromJSON(needs.{PLAN}.outputs.plan)"
+_GO_ON = "!cancelled() && !failure()"  # a skipped (up-to-date) build does not stop its dependents
 
 
 def _work(backend: str, node: str) -> str:
@@ -43,13 +47,26 @@ def _work(backend: str, node: str) -> str:
 WHERE = Where(checkout=var("GITHUB_WORKSPACE"), work=_work)
 
 
-def render(pipeline: Pipeline, options: CiOptions, name: str, max_jobs: int = limits.GITHUB_MAX_JOBS
-           ) -> dict[str, Any]:
+def render(pipeline: Pipeline, options: CiOptions, name: str, max_jobs: int = limits.GITHUB_MAX_JOBS,
+           plan: list[str] | None = None) -> dict[str, Any]:
+    """``plan``: the argv of the plan job (--only-stale): its output ``plan`` says which
+    builds are up to date, and those jobs are skipped (their digests come from it)."""
     atomic = pipeline.publish == "atomic"
-    pipeline = limits.fold_manifests(pipeline, max_jobs, extra_jobs=1 if atomic else 0, system="GitHub Actions")
+    extra = (1 if atomic else 0) + (1 if plan else 0)
+    pipeline = limits.fold_manifests(pipeline, max_jobs, extra_jobs=extra, system="GitHub Actions")
     jobs: dict[str, Any] = {}
+    if plan:
+        jobs[PLAN] = {
+            "name": "which builds are stale",
+            "runs-on": _runs_on(runner_for(options, None, RUNNERS)),
+            "outputs": {"plan": "${{ steps.plan.outputs.plan }}"},
+            "steps": [{"uses": CHECKOUT}, {"id": "plan", "run": line(plan) + ' >> "$GITHUB_OUTPUT"\n'}],
+        }
+        _container(jobs[PLAN], job_image(options, "buildspec", IMAGES))
     for build in pipeline.builds:
         jobs[build.name] = _build_job(build, options)
+        if plan:
+            _skip_when_fresh(jobs[build.name], build)
     if atomic and pipeline.manifests:
         jobs[GATE] = {
             "name": "every build succeeded (atomic publishing)",
@@ -57,11 +74,17 @@ def render(pipeline: Pipeline, options: CiOptions, name: str, max_jobs: int = li
             "needs": [build.name for build in pipeline.builds],
             "steps": [{"run": "echo every build job succeeded: publishing the indexes"}],
         }
+        if plan:
+            jobs[GATE]["if"] = f"${{{{ {_GO_ON} }}}}"
     for manifest in pipeline.manifests:
         # a record step reads the digests of its image's builds: their outputs need a direct needs:
         needs = (GATE,) if atomic else manifest.needs
-        needs = tuple(dict.fromkeys([*needs, *manifest.record_vars.values()]))
+        needs = tuple(dict.fromkeys([*needs, *manifest.record_vars.values(), *([PLAN] if plan else [])]))
         jobs[manifest.name] = _manifest_job(manifest, options, needs)
+        if plan:
+            job = jobs[manifest.name]
+            job["if"] = f"${{{{ {_GO_ON} }}}}"
+            job["env"] = {PLAN_ENV: f"${{{{ needs.{PLAN}.outputs.plan }}}}", **job.get("env", {})}
     return {
         "name": name,
         "on": {"push": {}, "workflow_dispatch": {}},
@@ -69,6 +92,21 @@ def render(pipeline: Pipeline, options: CiOptions, name: str, max_jobs: int = li
         "env": {"BUILDSPEC": "buildspec"},
         "jobs": jobs,
     }
+
+
+def _skip_when_fresh(job: dict[str, Any], build: BuildJob) -> None:
+    """The build job runs unless the plan job found its image up to date; a pin on an
+    up-to-date dependency takes the digest from the plan job's output."""
+    job["needs"] = [PLAN, *job.get("needs", [])]
+    job["if"] = f"${{{{ {_GO_ON} && !{_PLAN_OUTPUT}.fresh['{build.node}'] }}}}"
+    for variable, needed in build.pins.items():
+        job["env"][variable] = (f"${{{{ needs.{needed}.outputs.digest || "
+                                f"{_PLAN_OUTPUT}.fresh['{build.pin_nodes[variable]}'] }}}}")
+    # keep the keys in a readable order: name, runs-on, needs, if, ...
+    order = ["name", "runs-on", "needs", "if"]
+    for key in [*order, *[k for k in job if k not in order]]:
+        if key in job:
+            job[key] = job.pop(key)
 
 
 def _runs_on(labels: tuple[str, ...]) -> str | list[str]:

@@ -74,6 +74,7 @@ class BuildJob:
     backend: str
     needs: tuple[str, ...]  # job names
     pins: Mapping[str, str]  # variable holding a dependency's digest -> the job that exports it
+    pin_nodes: Mapping[str, str]  # the same variable -> the dependency's build node
     digest_var: str  # the variable this job exports its own digest under
     commands: tuple[str, ...]  # shell lines: mkdir of the work folder, then the backend's argv
     digest: str  # a shell command that prints this job's digest (sha256:...) or fails
@@ -192,9 +193,11 @@ def _digest_command(backend: str, work: str) -> str:
 
 
 def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions, where: Where,
-                   stale: Staleness | None = None) -> Pipeline:
+                   stale: Staleness | None = None, plan_env: str | None = None) -> Pipeline:
     """``graph``: the selected, unmerged graph (graph.select), before execution_graph.
-    ``stale``: only the builds that are not up to date get a job (--only-stale)."""
+    ``stale``: only the builds that are not up to date get a job (--only-stale).
+    ``plan_env``: every build gets a job, and a plan job decides at run time which run
+    (GitHub); the manifest jobs' record step reads its verdicts from this variable."""
     names = Names()
     fresh = stale.fresh if stale is not None else {}
     build_nodes = [n for n, a in graph.nodes(data=True) if a["kind"] == "build"]
@@ -212,6 +215,7 @@ def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions,
         platform: Platform = attrs["platform"]
         backend = options.backends[image.name]
         pins: dict[str, str] = {}
+        pin_nodes: dict[str, str] = {}
         pin_refs: dict[str, str] = {}
         for pin in image.pins(platform):
             dependency = graphs.build_id(pin.target, platform)
@@ -219,6 +223,7 @@ def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions,
                 pin_refs[pin.target] = f"{project.images[pin.target].repository}@{fresh[dependency]}"
                 continue
             pins[names.digest_var(dependency)] = names.job(dependency)
+            pin_nodes[names.digest_var(dependency)] = dependency
             pin_refs[pin.target] = f"{project.images[pin.target].repository}@{var(names.digest_var(dependency))}"
         needs: list[str] = []
         for before in graphs.needs_of(execution, node):
@@ -246,7 +251,8 @@ def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions,
         lines = [f"mkdir -p {word(work)}", *(" ".join(word(a) for a in argv) for argv in backend.commands(request))]
         builds.append(BuildJob(
             name=names.job(node), node=node, image=image.name, platform=platform, backend=backend.name,
-            needs=tuple(needs), pins=pins, digest_var=names.digest_var(node), commands=tuple(lines),
+            needs=tuple(needs), pins=pins, pin_nodes=pin_nodes, digest_var=names.digest_var(node),
+            commands=tuple(lines),
             digest=_digest_command(backend.name, work), wave=wave_of[node], emulated=not native,
         ))
     manifests = []
@@ -257,7 +263,12 @@ def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions,
                                       if graph.nodes[n]["kind"] == "build")
         name = attrs["image"]
         own = tuple(job for job in own if job in {b.name for b in builds})
-        record, record_vars = ((), {}) if stale is None else _record(project, graph, options, names, stale, node)
+        if plan_env is not None:
+            record, record_vars = _dynamic_record(project, graph, options, names, node, plan_env)
+        elif stale is not None:
+            record, record_vars = _record(project, graph, options, names, stale, node)
+        else:
+            record, record_vars = (), {}
         manifests.append(ManifestJob(
             name=names.job(node), node=node, image=name, needs=own,
             argv=buildspec_argv(options, project, name, options.backends[name].name), wave=wave_of[node],
@@ -292,6 +303,28 @@ def _record(project: Project, graph: nx.DiGraph[str], options: CiOptions, names:
                     digests[dependency] = stale.fresh[dependency]
     for node, digest in digests.items():
         argv += ["--digest", f"{node}={digest}"]
+    return (tuple(argv),), variables
+
+
+def _dynamic_record(project: Project, graph: nx.DiGraph[str], options: CiOptions, names: Names, manifest: str,
+                    plan_env: str) -> tuple[tuple[tuple[str, ...], ...], dict[str, str]]:
+    """``buildspec ci record`` reading a plan job's verdicts: the digest of every build
+    of the image and of its image() dependencies (empty when that job was skipped)."""
+    name = graph.nodes[manifest]["image"]
+    argv = [split_var("BUILDSPEC"), "ci", "record", name,
+            *_buildspec_common(options, project, options.backends[name].name), "--plan-from-env", plan_env]
+    variables: dict[str, str] = {}
+    nodes: dict[str, None] = {}
+    for node in graphs.needs_of(graph, manifest):
+        if graph.nodes[node]["kind"] != "build":
+            continue
+        nodes[node] = None
+        platform = graph.nodes[node]["platform"]
+        for pin in project.images[name].pins(platform):
+            nodes[graphs.build_id(pin.target, platform)] = None
+    for node in nodes:
+        variables[names.digest_var(node)] = names.job(node)
+        argv += ["--digest", f"{node}={var(names.digest_var(node))}"]
     return (tuple(argv),), variables
 
 

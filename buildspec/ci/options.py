@@ -7,8 +7,8 @@ import argparse
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     ci = commands.add_parser("ci", help="write a GitLab CI pipeline or a GitHub Actions workflow: one job per build")
-    ci.add_argument("system", choices=("gitlab", "github", "record"),
-                    help="the CI system; 'record' is the step the manifest jobs of an --only-stale pipeline run")
+    ci.add_argument("system", choices=("gitlab", "github", "record", "stale"),
+                    help="the CI system; 'record' and 'stale' are steps of --only-stale pipelines (docs/ci.md)")
     ci.add_argument("targets", nargs="*", metavar="TARGET",
                     help="images, matrix cells or groups (default: the 'default' group)")
     ci.add_argument("-o", "--output", metavar="FILE", help="write the pipeline here (default: standard output)")
@@ -39,4 +39,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     record.add_argument("--digest", action="append", default=[], metavar="NODE=DIGEST", help=argparse.SUPPRESS)
     record.add_argument("--record", action="append", default=[], metavar="NODE=KEY", help=argparse.SUPPRESS)
     record.add_argument("--reuse", action="append", default=[], metavar="NODE=DIGEST", help=argparse.SUPPRESS)
+    record.add_argument("--plan-from-env", metavar="NAME", help=argparse.SUPPRESS)
+    record.add_argument("--check", metavar="FILE", help=argparse.SUPPRESS)
     return ci

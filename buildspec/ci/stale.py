@@ -21,6 +21,7 @@ digests and keys) and leaves the up-to-date builds out of the pipeline:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -68,20 +69,47 @@ def _node(graph: nx.DiGraph[str], text: str, option: str) -> tuple[str, str]:
     return node, value
 
 
+def to_json(stale: Staleness) -> str:
+    """The output of ``buildspec ci stale`` (GitHub's plan job): ``{"fresh": {...}, "keys": {...}}``."""
+    return json.dumps({"fresh": dict(stale.fresh), "keys": dict(stale.keys)}, sort_keys=True, separators=(",", ":"))
+
+
+def from_json(text: str, graph: nx.DiGraph[str]) -> Staleness:
+    """A plan job's output (the build nodes of ``graph`` only)."""
+    try:
+        data = json.loads(text)
+        fresh, keys = dict(data["fresh"]), dict(data["keys"])
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"--plan: not the output of 'buildspec ci stale': {text[:80]!r}") from None
+
+    def known(node: object) -> bool:
+        return isinstance(node, str) and node in graph and graph.nodes[node]["kind"] == "build"
+
+    return Staleness({n: str(d) for n, d in fresh.items() if known(n)},
+                     {n: str(k) for n, k in keys.items() if known(n)})
+
+
 def record(project: Project, graph: nx.DiGraph[str], backend: str, *, digests: Sequence[str],
-           keys: Sequence[str], reuse: Sequence[str], insecure_registries: Sequence[str]) -> int:
+           keys: Sequence[str], reuse: Sequence[str], insecure_registries: Sequence[str],
+           plan: Staleness | None = None, images: Sequence[str] = ()) -> int:
     """``buildspec ci record``: move the platform tags of up-to-date images (``reuse``:
     NODE=DIGEST) and record the keys of built ones (``keys``: NODE=KEY, their digests
-    in ``digests``: NODE=DIGEST, with the digests of their ``image()`` dependencies)."""
+    in ``digests``: NODE=DIGEST, with the digests of their ``image()`` dependencies).
+    ``plan``: the same from a plan job's output (GitHub) for the builds of ``images``;
+    an empty ``--digest`` is then a build job that was skipped."""
     from buildspec.registry.client import RegistryClient
     from buildspec.registry.reference import as_reference
     from buildspec.uptodate import records
     from buildspec.uptodate.check import Checker
 
-    known = dict(_node(graph, text, "--digest") for text in digests)
+    known = {node: digest for node, digest in (_node(graph, text, "--digest") for text in digests) if digest}
     moved = dict(_node(graph, text, "--reuse") for text in reuse)
-    known.update(moved)
     wanted = dict(_node(graph, text, "--record") for text in keys)
+    if plan is not None:
+        known.update(plan.fresh)  # the digests of up-to-date dependencies, for pins
+        moved.update({n: d for n, d in plan.fresh.items() if graph.nodes[n]["image"] in images})
+        wanted.update({n: k for n, k in plan.keys.items() if graph.nodes[n]["image"] in images})
+    known.update(moved)
     status = 0
     with RegistryClient(insecure_registries=insecure_registries) as client:
         for node, digest in moved.items():

@@ -293,11 +293,36 @@ def test_only_stale_leaves_up_to_date_builds_out(tmp_path: Path, buildspec_env: 
     assert "build:app@linux/arm64=${BUILDSPEC_DIGEST_APP_LINUX_ARM64}" in digests
     assert f"build:base@linux/arm64={BASE['linux/arm64']}" in digests
 
-    github = jobs_of(generate(folder, "github", "--only-stale"))
-    assert not [name for name in github if name.startswith("build-base")]
-    manifest = github["manifest-app"]
-    assert manifest["needs"] == ["publish-gate", "build-app-linux-amd64", "build-app-linux-arm64"]
-    assert manifest["env"]["BUILDSPEC_DIGEST_APP_LINUX_ARM64"] == "${{ needs.build-app-linux-arm64.outputs.digest }}"
+
+
+def test_github_only_stale_has_a_plan_job(tmp_path: Path, buildspec_env: dict[str, str]) -> None:
+    """A workflow is committed, so every build keeps its job and a plan job decides at run time."""
+    folder = example(tmp_path, "quickstart")
+    out = folder / "images.yml"
+    assert main(["ci", "github", "-f", str(folder / "Buildfile"), "--only-stale", "-o", str(out)]) == 0
+    jobs = jobs_of(yaml.safe_load(out.read_text()))
+    plan = jobs["buildspec-plan"]
+    assert plan["outputs"] == {"plan": "${{ steps.plan.outputs.plan }}"}
+    assert shlex.split(plan["steps"][-1]["run"]) == [
+        "${BUILDSPEC}", "ci", "stale", "-f", "Buildfile", "--only-stale", "--check", "images.yml",
+        ">>", "$GITHUB_OUTPUT"]
+    base = jobs["build-base-linux-arm64"]
+    assert base["needs"] == ["buildspec-plan"]
+    assert base["if"] == ("${{ !cancelled() && !failure() && "
+                          "!fromJSON(needs.buildspec-plan.outputs.plan).fresh['build:base@linux/arm64'] }}")
+    app = jobs["build-app-linux-arm64"]
+    assert app["needs"] == ["buildspec-plan", "build-base-linux-arm64"]
+    assert app["env"]["BUILDSPEC_DIGEST_BASE_LINUX_ARM64"] == (
+        "${{ needs.build-base-linux-arm64.outputs.digest || "
+        "fromJSON(needs.buildspec-plan.outputs.plan).fresh['build:base@linux/arm64'] }}")
+    manifest = jobs["manifest-app"]
+    assert manifest["if"] == "${{ !cancelled() && !failure() }}"
+    assert manifest["env"]["BUILDSPEC_PLAN"] == "${{ needs.buildspec-plan.outputs.plan }}"
+    record = shlex.split(manifest["steps"][-1]["run"].splitlines()[0])
+    assert record[:4] == ["${BUILDSPEC}", "ci", "record", "app"]
+    assert "--plan-from-env" in record
+    assert "build:base@linux/arm64=${BUILDSPEC_DIGEST_BASE_LINUX_ARM64}" in record
+    assert jobs["publish-gate"]["if"] == "${{ !cancelled() && !failure() }}"
 
 
 def test_trigger_writes_the_parent_pipeline(tmp_path: Path, buildspec_env: dict[str, str]) -> None:
@@ -318,6 +343,8 @@ def test_trigger_writes_the_parent_pipeline(tmp_path: Path, buildspec_env: dict[
     (["ci", "record", "base", "--reuse", "build:base@linux/amd64=sha256:" + "a" * 64], "needs --backend"),
     (["ci", "record", "base", "--backend", "buildx", "--record", "build:nope@linux/amd64=1"], "--record: expected"),
     (["ci", "gitlab", "--reuse", "x=y"], "belong to 'buildspec ci record'"),
+    (["ci", "gitlab", "--check", "x.yml"], "--check belongs to 'buildspec ci stale'"),
+    (["ci", "record", "app", "--backend", "buildx", "--plan-from-env", "NOPE"], "not the output of"),
     (["ci", "github", "--trigger"], "--trigger is for gitlab"),
 ])
 def test_record_and_trigger_misuse_exit_2(tmp_path: Path, buildspec_env: dict[str, str],

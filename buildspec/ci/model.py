@@ -286,13 +286,19 @@ def _record(project: Project, graph: nx.DiGraph[str], options: CiOptions, names:
             *_buildspec_common(options, project, options.backends[name].name)]
     variables: dict[str, str] = {}
     nodes = [n for n in graphs.needs_of(graph, manifest) if graph.nodes[n]["kind"] == "build"]
+    # `run --manifests-only IMAGE` publishes the indexes of IMAGE's dependencies too, so
+    # the platform tags of their reused images must have moved before it, whatever the
+    # order of the manifest jobs (moving a tag to the same digest again changes nothing).
+    closure = set(graphs.images_in(graphs.select(graph, project, [name])))
+    reused = [n for n, a in graph.nodes(data=True) if a["kind"] == "build" and a["image"] in closure
+              and n in stale.fresh]
     digests: dict[str, str] = {}
-    if not any(node in stale.fresh or node in stale.keys for node in nodes):
+    if not reused and not any(node in stale.keys for node in nodes):
         return (), {}
+    for node in reused:
+        argv += ["--reuse", f"{node}={stale.fresh[node]}"]
     for node in nodes:
-        if node in stale.fresh:
-            argv += ["--reuse", f"{node}={stale.fresh[node]}"]
-        elif node in stale.keys:
+        if node in stale.keys:
             argv += ["--record", f"{node}={stale.keys[node]}"]
             variables[names.digest_var(node)] = names.job(node)
             digests[node] = var(names.digest_var(node))

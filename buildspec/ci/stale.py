@@ -107,7 +107,9 @@ def record(project: Project, graph: nx.DiGraph[str], backend: str, *, digests: S
     wanted = dict(_node(graph, text, "--record") for text in keys)
     if plan is not None:
         known.update(plan.fresh)  # the digests of up-to-date dependencies, for pins
-        moved.update({n: d for n, d in plan.fresh.items() if graph.nodes[n]["image"] in images})
+        # IMAGE's dependencies too: `run --manifests-only IMAGE` publishes their indexes
+        closure = set(graphs.images_in(graphs.select(graph, project, images)))
+        moved.update({n: d for n, d in plan.fresh.items() if graph.nodes[n]["image"] in closure})
         wanted.update({n: k for n, k in plan.keys.items() if graph.nodes[n]["image"] in images})
     known.update(moved)
     status = 0

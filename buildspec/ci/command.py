@@ -175,13 +175,20 @@ def _header(args: argparse.Namespace, project: Project) -> str:
 
 
 def _repository_root(folder: Path) -> Path:
-    """The git work tree holding the Buildfile (jobs start at its root), else its folder."""
+    """The git work tree holding the Buildfile (jobs start at its root); in a CI job
+    without git (a python image), the checkout the CI names; else the Buildfile's folder."""
     try:
         out = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
                              text=True, timeout=30, check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+        if out.returncode == 0 and out.stdout.strip():
+            return Path(out.stdout.strip()).resolve()
     except (OSError, subprocess.TimeoutExpired):
-        return folder
-    return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else folder
+        pass
+    for name in ("CI_PROJECT_DIR", "GITHUB_WORKSPACE"):
+        checkout = os.environ.get(name)
+        if checkout and folder.resolve().is_relative_to(Path(checkout).resolve()):
+            return Path(checkout).resolve()
+    return folder
 
 
 def _backends(project: Project, graph: nx.DiGraph[str], args: argparse.Namespace) -> dict[str, Backend]:

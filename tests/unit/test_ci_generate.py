@@ -357,3 +357,13 @@ def test_record_and_trigger_misuse_exit_2(tmp_path: Path, buildspec_env: dict[st
     assert main([*args, "-f", str(folder / "Buildfile")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_without_git_the_ci_checkout_is_the_root(tmp_path: Path, buildspec_env: dict[str, str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a generate job whose image has no git, paths are still relative to the checkout."""
+    folder = example(tmp_path / "checkout" / "images", "quickstart")
+    monkeypatch.setenv("CI_PROJECT_DIR", str(tmp_path / "checkout"))
+    jobs = jobs_of(generate(folder, "gitlab"))
+    assert '"${CI_PROJECT_DIR}"/images/quickstart/base ' in " ".join(jobs["build-base-linux-amd64"]["script"])
+    assert " -f images/quickstart/Buildfile " in jobs["manifest-base"]["script"][0]

@@ -73,6 +73,8 @@ def run_ci(args: argparse.Namespace, project: Project, graph: nx.DiGraph[str], s
         document = gitlab.render_trigger(options, _regenerate(args, options))
     elif args.system == "gitlab":
         pipeline = build_pipeline(project, selected, options, gitlab.WHERE, stale)
+        if args.one_publish_job:
+            pipeline = limits.one_publish_job(pipeline)
         document = gitlab.render(pipeline, options, max_jobs=args.max_jobs or limits.GITLAB_MAX_JOBS)
     else:
         document = _github(args, project, selected, options)
@@ -93,6 +95,8 @@ def _github(args: argparse.Namespace, project: Project, selected: nx.DiGraph[str
     says which are up to date (a workflow is committed: it cannot be generated per run)."""
     plan_env = github.PLAN_ENV if args.only_stale else None
     pipeline = build_pipeline(project, selected, options, github.WHERE, plan_env=plan_env)
+    if args.one_publish_job:
+        pipeline = limits.one_publish_job(pipeline)
     plan = None
     if args.only_stale:
         from buildspec.ci.shell import split_var
@@ -143,6 +147,8 @@ def _regenerate(args: argparse.Namespace, options: CiOptions) -> list[str]:
             argv += [flag, value]
     if args.only_stale:
         argv.append("--only-stale")
+    if args.one_publish_job:
+        argv.append("--one-publish-job")
     if args.system in ("github", "stale") and args.name != "buildspec":
         argv += ["--name", args.name]
     return argv
@@ -175,13 +181,20 @@ def _header(args: argparse.Namespace, project: Project) -> str:
 
 
 def _repository_root(folder: Path) -> Path:
-    """The git work tree holding the Buildfile (jobs start at its root), else its folder."""
+    """The git work tree holding the Buildfile (jobs start at its root); in a CI job
+    without git (a python image), the checkout the CI names; else the Buildfile's folder."""
     try:
         out = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
                              text=True, timeout=30, check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+        if out.returncode == 0 and out.stdout.strip():
+            return Path(out.stdout.strip()).resolve()
     except (OSError, subprocess.TimeoutExpired):
-        return folder
-    return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else folder
+        pass
+    for name in ("CI_PROJECT_DIR", "GITHUB_WORKSPACE"):
+        checkout = os.environ.get(name)
+        if checkout and folder.resolve().is_relative_to(Path(checkout).resolve()):
+            return Path(checkout).resolve()
+    return folder
 
 
 def _backends(project: Project, graph: nx.DiGraph[str], args: argparse.Namespace) -> dict[str, Backend]:

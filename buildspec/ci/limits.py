@@ -25,6 +25,14 @@ GITHUB_MAX_JOBS = 256
 GITHUB_MAX_BYTES = 500 * 1024
 
 
+def one_publish_job(pipeline: Pipeline) -> Pipeline:
+    """Every manifest job folded into one (``--one-publish-job``): its ``run --manifests-only
+    A B ...`` moves no tag unless every index is in, across images, as ``run`` does."""
+    if len(pipeline.manifests) < 2 or pipeline.manifest_needs:
+        return pipeline  # eager builds that wait for a manifest job keep their jobs
+    return _fold(pipeline, list(pipeline.manifests), [], 1)
+
+
 def fold_manifests(pipeline: Pipeline, max_jobs: int, extra_jobs: int, system: str) -> Pipeline:
     """The pipeline with at most ``max_jobs`` jobs (``extra_jobs``: jobs the renderer adds),
     folding manifest jobs together as needed. Builds are never folded: each keeps its
@@ -48,6 +56,10 @@ def fold_manifests(pipeline: Pipeline, max_jobs: int, extra_jobs: int, system: s
             f"the pipeline would have more than {max_jobs} jobs, and with --publish eager builds wait for "
             f"{len(kept)} manifest jobs (needs = [...]), which cannot share a job: use --publish atomic, "
             "or generate one pipeline per group of targets")
+    return _fold(pipeline, foldable, kept, room)
+
+
+def _fold(pipeline: Pipeline, foldable: list[ManifestJob], kept: list[ManifestJob], room: int) -> Pipeline:
     size = math.ceil(len(foldable) / room) if foldable else 1
     folded = list(kept)
     for number, start in enumerate(range(0, len(foldable), size), start=1):
@@ -58,7 +70,7 @@ def fold_manifests(pipeline: Pipeline, max_jobs: int, extra_jobs: int, system: s
             name=f"publish-{number}", node=",".join(job.node for job in chunk), image=first.image,
             needs=tuple(dict.fromkeys(need for job in chunk for need in job.needs)), argv=argv,
             wave=max(job.wave for job in chunk),
-            record=tuple(argv for job in chunk for argv in job.record),
+            record=tuple(step for job in chunk for step in job.record),
             record_vars={k: v for job in chunk for k, v in job.record_vars.items()},
         ))
     return dataclasses.replace(pipeline, manifests=tuple(folded))

@@ -30,6 +30,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ci.add_argument("--max-jobs", type=int, metavar="N",
                     help="at most N jobs in the pipeline (default: GitLab.com free tier's 500, GitHub's 256)")
     ci.add_argument("--name", default="buildspec", help="the GitHub workflow's name (default: buildspec)")
+    ci.add_argument("--one-publish-job", action="store_true",
+                    help="one job publishes every index (run --manifests-only with every image): with atomic "
+                         "publishing no tag moves unless every index is in, across images too")
     ci.add_argument("--only-stale", action="store_true",
                     help="only the builds that are not up to date get a job (asks the registries, as plan does)")
     ci.add_argument("--trigger", action="store_true",

@@ -357,3 +357,25 @@ def test_record_and_trigger_misuse_exit_2(tmp_path: Path, buildspec_env: dict[st
     assert main([*args, "-f", str(folder / "Buildfile")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_without_git_the_ci_checkout_is_the_root(tmp_path: Path, buildspec_env: dict[str, str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a generate job whose image has no git, paths are still relative to the checkout."""
+    folder = example(tmp_path / "checkout" / "images", "quickstart")
+    monkeypatch.setenv("CI_PROJECT_DIR", str(tmp_path / "checkout"))
+    jobs = jobs_of(generate(folder, "gitlab"))
+    assert '"${CI_PROJECT_DIR}"/images/quickstart/base ' in " ".join(jobs["build-base-linux-amd64"]["script"])
+    assert " -f images/quickstart/Buildfile " in jobs["manifest-base"]["script"][0]
+
+
+def test_one_publish_job(tmp_path: Path, buildspec_env: dict[str, str]) -> None:
+    """--one-publish-job: one `run --manifests-only` for every image, atomic across images."""
+    folder = example(tmp_path, "quickstart")
+    jobs = jobs_of(generate(folder, "gitlab", "--one-publish-job"))
+    publish = [name for name in jobs if not name.startswith("build-")]
+    assert publish == ["publish-1"]
+    assert jobs["publish-1"]["stage"] == "publish" and "needs" not in jobs["publish-1"]
+    assert jobs["publish-1"]["script"][-1].endswith("--manifests-only base app")
+    github = jobs_of(generate(folder, "github", "--one-publish-job"))
+    assert github["publish-1"]["needs"] == ["publish-gate"]

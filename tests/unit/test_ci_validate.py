@@ -26,6 +26,7 @@ VARIANTS = {
     "kaniko": ["--backend", "kaniko"],
     "only-stale-trigger": ["--only-stale", "--trigger"],
     "only-stale": ["--only-stale"],
+    "one-publish-job": ["--one-publish-job"],
     "buildah-shell": ["--backend", "buildah", "--job-image", "buildah=none",
                       "--runner", "linux/arm64=self-hosted,arm64"],
 }

@@ -19,6 +19,7 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend, BuildRequest
 from buildspec.backends.buildx import BuildxBackend
+from buildspec.contexts import sibling_contexts, sibling_sources
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.platform import Platform
 from buildspec.registry.reference import is_loopback
@@ -89,6 +90,7 @@ def build_request(
         else:
             args[key] = value
     node_id = f"build:{image.name}@{'+'.join(map(str, merged or (platform,)))}"
+    contexts: dict[str, str | Path] = dict(sibling_contexts(project, image, platform, pins))
     return BuildRequest(
         node_id=node_id,
         image=image.name,
@@ -104,7 +106,17 @@ def build_request(
         builder=image.builder,
         cache_repo=image.cache,
         platforms=merged,
+        contexts=contexts,
     )
+
+
+def digest_sources(project: Project, image: Image, platform: Platform) -> list[str]:
+    """The images whose digest for ``platform`` a build of ``image`` needs at run time
+    (``pins`` of build_request): its image() pins and the needed images it gets as
+    named contexts (contexts.py)."""
+    names = dict.fromkeys(pin.target for pin in image.pins(platform))
+    names.update(dict.fromkeys(sibling_sources(project, image, platform)))
+    return list(names)
 
 
 @dataclass(frozen=True)
@@ -158,8 +170,9 @@ def bake_calls(
 
 def mergeable(image: Image, backend_name: str) -> bool:
     """Whether one buildx call may build all of the image's platforms: nothing differs
-    per platform but the platform itself (no image() pin, the same build arguments)."""
-    if backend_name != "buildx" or len(image.platforms) < 2:
+    per platform but the platform itself (no image() pin, the same build arguments), and
+    it needs no other image (whose per-platform digests become named contexts)."""
+    if backend_name != "buildx" or len(image.platforms) < 2 or image.needs:
         return False
     first = image.args[image.platforms[0]]
     return not image.pins(image.platforms[0]) and all(image.args[p] == first for p in image.platforms)

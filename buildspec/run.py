@@ -46,7 +46,7 @@ from buildspec.executor import (
     default_jobs,
     execute,
 )
-from buildspec.jobs import BakeCall, bake_calls, build_request
+from buildspec.jobs import BakeCall, bake_calls, build_request, digest_sources
 from buildspec.platform import Platform
 from buildspec.registry.client import RegistryClient
 from buildspec.registry.index import IndexEntry, select_child
@@ -153,7 +153,8 @@ def upfront_verdicts(project: Project, plan: nx.DiGraph[str], checker: Checker) 
     pin) is up to date: at most 8 lookups at once. Pinned nodes are checked when their
     dependencies are done (their key holds the dependencies' digests)."""
     nodes = [n for n, attrs in plan.nodes(data=True) if attrs["kind"] == "build"
-             and not any(project.images[attrs["image"]].pins(p) for p in graphs.platforms_of(attrs))]
+             and not any(digest_sources(project, project.images[attrs["image"]], p)
+                         for p in graphs.platforms_of(attrs))]
 
     def verdict(node: str) -> Verdict:
         attrs = plan.nodes[node]
@@ -281,8 +282,8 @@ def _build_action(
     bake = shared.bakes.get(node)
 
     def action(ctx: TaskContext) -> Outcome:
-        pins = {pin.target: f"{project.images[pin.target].repository}@{_built_digest(ctx, plan, pin.target, p)}"
-                for p in platforms for pin in image.pins(p)}
+        pins = {name: f"{project.images[name].repository}@{_built_digest(ctx, plan, name, p)}"
+                for p in platforms for name in digest_sources(project, image, p)}
         verdict = shared.verdicts.get(node) or shared.checker.check(image, platforms, pins)
         if verdict.fresh:
             return _up_to_date(ctx, shared.client, image, verdict)

@@ -34,6 +34,9 @@ class BuildRequest:
     # Set only for a merged build (buildx): one call builds all of these platforms and
     # pushes an index under push_ref; ``platform`` is then the first of them.
     platforms: tuple[Platform, ...] = ()
+    # Named build contexts (--build-context NAME=VALUE): a local directory as an absolute
+    # Path, anything else (docker-image://REPO@sha256:..., a URL) as a string.
+    contexts: Mapping[str, str | Path] = field(default_factory=dict)
 
 
 class Backend(Protocol):

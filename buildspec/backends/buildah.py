@@ -77,6 +77,8 @@ class BuildahBackend:
             bud += ["--label", f"{key}={request.labels[key]}"]
         if request.target:
             bud += ["--target", request.target]
+        for name in sorted(request.contexts):
+            bud += ["--build-context", f"{name}={request.contexts[name]}"]
         bud += [*tls, "-t", request.push_ref, str(request.context)]
 
         push = [*base, "push", *tls, "--digestfile", str(request.workdir / DIGEST_FILE)]

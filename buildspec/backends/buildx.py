@@ -73,6 +73,8 @@ class BuildxBackend:
             argv += ["--build-arg", f"{key}={request.args[key]}"]
         for key in sorted(request.labels):
             argv += ["--label", f"{key}={request.labels[key]}"]
+        for name in sorted(request.contexts):
+            argv += ["--build-context", f"{name}={request.contexts[name]}"]
         argv.append("--provenance=false")
         if request.builder:
             argv += ["--builder", request.builder]
@@ -117,6 +119,8 @@ class BuildxBackend:
             }
             if request.target:
                 target["target"] = request.target
+            if request.contexts:
+                target["contexts"] = {k: str(v) for k, v in sorted(request.contexts.items())}
             if request.cache_repo:
                 cache_ref = cache_ref_for(request)
                 target["cache-from"] = [f"type=registry,ref={cache_ref}"]

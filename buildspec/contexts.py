@@ -1,0 +1,73 @@
+"""Named build contexts that stand for a sibling image: ``needs`` on a sibling's tag.
+
+When ``A`` has ``needs = [B]`` and A's Dockerfile says ``FROM REPO_B:1.0.0`` (or
+``COPY --from=``, ``RUN --mount=from=``), that tag is pushed only by B's manifest
+step: with atomic publishing after every build of the run, so on a first release
+the tag does not exist and on later ones it names the *previous* B. buildspec
+therefore hands A's build one named context per tag of B (``--build-context
+REPO_B:1.0.0=docker-image://REPO_B@sha256:...``), naming the image this run built
+for the same platform, by digest. BuildKit and buildah 1.28 both look a ``FROM``
+reference up among the named contexts before they pull it (verified in
+/work/shared/ENVIRONMENT.md), so the Dockerfile stays as it is and builds on this
+run's B whatever the publish mode.
+
+The context names are the references a Dockerfile may write: ``REPO:TAG``, the
+short form Docker users write for Docker Hub (``acme/base:1`` for
+``docker.io/acme/base:1``, as BuildKit normalises it), and ``REPO`` alone for
+``latest``. Contexts are passed for every needed image, not only those the
+Dockerfile text mentions: a ``FROM ${BASE}`` can name a sibling too.
+
+The digests exist only at run time: like ``image()`` pins they are filled in by
+``run`` (``jobs.build_request(pins=...)``) and shown as placeholders by ``plan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from buildspec.evaluate import Image, Project, resolve_target
+from buildspec.platform import Platform
+
+DOCKER_HUB = "docker.io/"
+
+
+def needed_images(project: Project, image: Image) -> list[str]:
+    """The images ``image`` needs (groups and matrix declarations expanded), in order."""
+    names: dict[str, None] = {}
+    for name, span in image.needs:
+        names.update(dict.fromkeys(resolve_target(project, name, project.groups, span)))
+    names.pop(image.name, None)
+    return list(names)
+
+
+def sibling_sources(project: Project, image: Image, platform: Platform) -> list[str]:
+    """The needed images that are built for ``platform``: those whose digest a build of
+    ``image`` for ``platform`` gets as named contexts."""
+    return [name for name in needed_images(project, image) if platform in project.images[name].platforms]
+
+
+def reference_names(repository: str, tag: str) -> list[str]:
+    """The ways a Dockerfile may write ``repository:tag``."""
+    names = [f"{repository}:{tag}"]
+    if repository.startswith(DOCKER_HUB):
+        short = repository[len(DOCKER_HUB):]
+        short = short.removeprefix("library/")
+        names.append(f"{short}:{tag}")
+    if tag == "latest":
+        names += [name.removesuffix(":latest") for name in list(names)]
+    return names
+
+
+def sibling_contexts(project: Project, image: Image, platform: Platform,
+                     pins: Mapping[str, str] | None) -> dict[str, str]:
+    """Context name -> ``docker-image://REPO@sha256:...`` for every tag of every needed
+    image built for ``platform``. ``pins`` maps an image name to ``REPO@sha256:...``
+    (run time); None in a plan, which shows placeholders."""
+    contexts: dict[str, str] = {}
+    for name in sibling_sources(project, image, platform):
+        sibling = project.images[name]
+        pinned = pins[name] if pins is not None else f"{sibling.repository}@<digest of {name} for {platform}>"
+        for tag in sibling.tags:
+            for reference in reference_names(sibling.repository, tag):
+                contexts.setdefault(reference, f"docker-image://{pinned}")
+    return contexts

@@ -177,9 +177,11 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         raise UsageError(f"no image of the selection is built for {', '.join(args.platform)}")
     publish = args.publish or project.publish
     backends = _choose_backends(project, selected, args)
-    from buildspec.support import check_support
+    from buildspec.support import check_secrets, check_support
 
     check_support(project, selected, backends, publish)
+    if args.command == "run":
+        check_secrets(project, selected)
     if not args.no_merge:
         selected = graphs.merge_builds(selected, {
             name for name in graphs.images_in(selected) if mergeable(project.images[name], backends[name][0].name)

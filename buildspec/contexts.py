@@ -24,8 +24,11 @@ The digests exist only at run time: like ``image()`` pins they are filled in by
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
-from buildspec.evaluate import Image, Project, resolve_target
+from buildspec.backends.base import SecretRef
+from buildspec.evaluate import Image, Pin, Project, resolve_target
 from buildspec.platform import Platform
 
 DOCKER_HUB = "docker.io/"
@@ -71,3 +74,36 @@ def sibling_contexts(project: Project, image: Image, platform: Platform,
             for reference in reference_names(sibling.repository, tag):
                 contexts.setdefault(reference, f"docker-image://{pinned}")
     return contexts
+
+
+def request_fields(project: Project, image: Image, platform: Platform,
+                   pins: Mapping[str, str] | None) -> dict[str, Any]:
+    """The BuildRequest fields of the image's build options (evaluate/build_options.py) and
+    its named contexts for ``platform``: ``contexts { x = image(B) }`` becomes
+    ``docker-image://REPO@sha256:...`` as an ``args`` pin does, and wins over a sibling's
+    context of the same name."""
+    options = image.build_options
+    contexts: dict[str, str | Path] = dict(sibling_contexts(project, image, platform, pins))
+    for name, value in options.contexts:
+        if isinstance(value, Pin):
+            target = project.images[value.target]
+            pinned = pins[value.target] if pins is not None else (
+                f"{target.repository}@<digest of {value.target} for {platform}>")
+            contexts[name] = f"docker-image://{pinned}"
+        else:
+            contexts[name] = value
+    return {
+        "contexts": contexts,
+        "secrets": tuple(SecretRef(s.id, s.kind, s.source) for s in options.secrets),
+        "ssh": options.ssh,
+        "attest": options.attest,
+        "no_cache": options.no_cache,
+        "pull": options.pull,
+        "network": options.network,
+        "hosts": dict(options.hosts),
+        "shm_size": options.shm_size,
+        "ulimits": tuple(f"{name}={limits}" for name, limits in options.ulimits),
+        "annotations": dict(options.annotations),
+        "cache_from": options.cache_from,
+        "cache_to": options.cache_to,
+    }

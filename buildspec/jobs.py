@@ -19,7 +19,7 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend, BuildRequest
 from buildspec.backends.buildx import BuildxBackend
-from buildspec.contexts import sibling_contexts, sibling_sources
+from buildspec.contexts import request_fields, sibling_sources
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.platform import Platform
 from buildspec.registry.reference import is_loopback
@@ -90,7 +90,6 @@ def build_request(
         else:
             args[key] = value
     node_id = f"build:{image.name}@{'+'.join(map(str, merged or (platform,)))}"
-    contexts: dict[str, str | Path] = dict(sibling_contexts(project, image, platform, pins))
     return BuildRequest(
         node_id=node_id,
         image=image.name,
@@ -106,7 +105,7 @@ def build_request(
         builder=image.builder,
         cache_repo=image.cache,
         platforms=merged,
-        contexts=contexts,
+        **request_fields(project, image, platform, pins),
     )
 
 
@@ -150,6 +149,8 @@ def bake_calls(
         if attrs["kind"] != "build" or len(graphs.platforms_of(attrs)) < 2 or node in skip:
             return None
         image = project.images[attrs["image"]]
+        if image.build_options.used():  # built alone: bake files carry only the basic settings
+            return None
         return (image.builder or "") if isinstance(backends[image.name][0], BuildxBackend) else None
 
     calls: dict[str, BakeCall] = {}

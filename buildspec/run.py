@@ -381,6 +381,7 @@ def _retag_platforms(ctx: TaskContext, client: RegistryClient, image: Image, pla
 def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient,
                      eager: bool) -> Callable[[TaskContext], Outcome]:
     annotations = {k: v for k, v in image.labels.items() if k.startswith(ANNOTATED_LABELS)}
+    annotations.update(image.build_options.annotations)  # `annotations { }`: the manifests' and the index's
 
     def action(ctx: TaskContext) -> Outcome:
         entries = []

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from buildspec.backends.base import BuildRequest
+from buildspec.backends.options import build_option_args
 from buildspec.errors import BuildspecError
 
 DIGEST_FILE = "digest"
@@ -79,6 +80,9 @@ class BuildahBackend:
             bud += ["--target", request.target]
         for name in sorted(request.contexts):
             bud += ["--build-context", f"{name}={request.contexts[name]}"]
+        bud += build_option_args(request)
+        if request.pull:
+            bud.append("--pull=always")
         bud += [*tls, "-t", request.push_ref, str(request.context)]
 
         push = [*base, "push", *tls, "--digestfile", str(request.workdir / DIGEST_FILE)]

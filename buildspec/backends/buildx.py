@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from buildspec.backends.base import BuildRequest
+from buildspec.backends.options import build_option_args
 from buildspec.errors import BuildspecError
 
 METADATA_FILE = "metadata.json"
@@ -75,13 +76,20 @@ class BuildxBackend:
             argv += ["--label", f"{key}={request.labels[key]}"]
         for name in sorted(request.contexts):
             argv += ["--build-context", f"{name}={request.contexts[name]}"]
-        argv.append("--provenance=false")
+        argv += build_option_args(request)
+        if request.pull:
+            argv.append("--pull")
+        argv += [f"--attest={a}" for a in request.attest] or ["--provenance=false"]
         if request.builder:
             argv += ["--builder", request.builder]
         if request.cache_repo:
             cache_ref = cache_ref_for(request)
             argv += ["--cache-from", f"type=registry,ref={cache_ref}"]
             argv += ["--cache-to", f"type=registry,ref={cache_ref},mode=max"]
+        for cache in request.cache_from:
+            argv += ["--cache-from", cache]
+        for cache in request.cache_to:
+            argv += ["--cache-to", cache]
         argv += ["--tag", request.push_ref, "--push"]
         argv += ["--metadata-file", str(request.workdir / METADATA_FILE)]
         argv += ["--progress=plain", str(request.context)]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from buildspec import templates
 from buildspec.errors import BuildfileError, Span
+from buildspec.evaluate.build_options import build_options
 from buildspec.evaluate.tags import _affix_latest, _labels, _LatestProbe, _scheme_of, _tags
 from buildspec.evaluate.types import BACKENDS, Image, Pin
 from buildspec.gitcontext import GitContext
@@ -153,6 +154,7 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
         builder=text("builder") or templates.to_text(scope.get("builder")) or None,
         release_labels=_flag(decl, "release_labels", default=False),
         repositories=repositories,
+        build_options=build_options(decl, scope, buildfile.directory),
     )
 
 

@@ -172,8 +172,9 @@ def bake_calls(
 def mergeable(image: Image, backend_name: str) -> bool:
     """Whether one buildx call may build all of the image's platforms: nothing differs
     per platform but the platform itself (no image() pin, the same build arguments), and
-    it needs no other image (whose per-platform digests become named contexts)."""
-    if backend_name != "buildx" or len(image.platforms) < 2 or image.needs:
+    it needs no other image (whose per-platform digests become named contexts) and keeps
+    no attestations (which the manifest step carries over per platform)."""
+    if backend_name != "buildx" or len(image.platforms) < 2 or image.needs or image.build_options.attest:
         return False
     first = image.args[image.platforms[0]]
     return not image.pins(image.platforms[0]) and all(image.args[p] == first for p in image.platforms)

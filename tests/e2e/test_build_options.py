@@ -219,3 +219,37 @@ image cached {{
     assert oci_reader.raw_manifest(cache)  # the registry cache exists
     log = (project / ".buildspec" / "logs" / "build-cached@linux-amd64.log").read_text()
     assert f"--cache-from type=registry,ref={cache}" in log
+
+
+def test_provenance_attestations_are_carried_into_the_index(tmp_path: Path, unique_repo: str, env: Env) -> None:
+    """attest = ["type=provenance,mode=max"]: the pushed index lists each platform once, plus
+    one attestation manifest per platform laid out as `docker buildx build --push` does."""
+    project = tmp_path / "p"
+    (project / "ctx").mkdir(parents=True)
+    (project / "Buildfile").write_text(f"""\
+registry  = "{unique_repo}"
+platforms = [linux/amd64, linux/arm64]
+image prov {{
+    context = "ctx"
+    tags    = ["1", "latest"]
+    args    {{ BUSYBOX = "{env.base_image}" }}
+    attest  = ["type=provenance,mode=max"]
+}}
+""")
+    (project / "ctx" / "Dockerfile").write_text("ARG BUSYBOX\nFROM ${BUSYBOX}\nCOPY . /ctx\n")
+    result = run_cli(["run", "--backend", "buildx"], cwd=project)
+    assert result.code == 0, result
+    index = oci_reader.raw_manifest(f"{unique_repo}/prov:1")
+    platforms = [oci_reader.platform_string(m["platform"]) for m in index["manifests"]]
+    assert sorted(platforms) == ["linux/amd64", "linux/arm64", "unknown/unknown", "unknown/unknown"]
+    images = {m["digest"]: m for m in index["manifests"] if m["platform"]["os"] != "unknown"}
+    attestations = [m for m in index["manifests"] if m["platform"]["os"] == "unknown"]
+    assert index["manifests"][:2] == list(images.values())  # the images first, then the attestations
+    assert sorted(a["annotations"]["vnd.docker.reference.digest"] for a in attestations) == sorted(images)
+    for attestation in attestations:
+        assert attestation["annotations"]["vnd.docker.reference.type"] == "attestation-manifest"
+        manifest = oci_reader.raw_manifest(f"{unique_repo}/prov@{attestation['digest']}")
+        (layer,) = manifest["layers"]
+        assert layer["mediaType"] == "application/vnd.in-toto+json"
+        assert layer["annotations"]["in-toto.io/predicate-type"].startswith("https://slsa.dev/provenance/")
+    assert oci_reader.raw_manifest(f"{unique_repo}/prov:latest") == index

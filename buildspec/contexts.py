@@ -61,35 +61,58 @@ def reference_names(repository: str, tag: str) -> list[str]:
     return names
 
 
+def image_source(project: Project, name: str, platform: Platform, pins: Mapping[str, str] | None,
+                 layouts: Mapping[str, Path] | None = None) -> str:
+    """The context value naming this run's image ``name`` for ``platform``:
+    ``docker-image://REPO@sha256:...`` in the registry, or with ``layouts`` (run --load /
+    --output, where nothing is pushed) ``oci-layout://FOLDER@sha256:...``, the OCI layout
+    its build wrote. ``pins`` maps an image name to ``REPO@sha256:...``; None in a plan."""
+    repository = project.images[name].repository
+    pinned = pins[name] if pins is not None else f"{repository}@<digest of {name} for {platform}>"
+    if layouts is None:
+        return f"docker-image://{pinned}"
+    return f"oci-layout://{layouts[name]}@{pinned.partition('@')[2]}"
+
+
+def local_pin_name(project: Project, name: str, platform: Platform) -> str:
+    """What an ``image()`` build argument says in a local run: ``REPO:PLATFORM_TAG``, the
+    name of a context holding the layout. buildah 1.28 finds a context named by a tag
+    but not one named ``REPO@sha256:...`` after ``ARG`` expansion, while BuildKit finds both."""
+    image = project.images[name]
+    return f"{image.repository}:{image.platform_tags[platform]}"
+
+
 def sibling_contexts(project: Project, image: Image, platform: Platform,
-                     pins: Mapping[str, str] | None) -> dict[str, str]:
-    """Context name -> ``docker-image://REPO@sha256:...`` for every tag of every needed
-    image built for ``platform``. ``pins`` maps an image name to ``REPO@sha256:...``
-    (run time); None in a plan, which shows placeholders."""
+                     pins: Mapping[str, str] | None, layouts: Mapping[str, Path] | None = None) -> dict[str, str]:
+    """Context name -> this run's image (image_source) for every tag of every needed
+    image built for ``platform``."""
     contexts: dict[str, str] = {}
     for name in sibling_sources(project, image, platform):
         sibling = project.images[name]
-        pinned = pins[name] if pins is not None else f"{sibling.repository}@<digest of {name} for {platform}>"
+        source = image_source(project, name, platform, pins, layouts)
         for tag in sibling.tags:
             for reference in reference_names(sibling.repository, tag):
-                contexts.setdefault(reference, f"docker-image://{pinned}")
+                contexts.setdefault(reference, source)
     return contexts
 
 
 def request_fields(project: Project, image: Image, platform: Platform,
-                   pins: Mapping[str, str] | None) -> dict[str, Any]:
+                   pins: Mapping[str, str] | None, layouts: Mapping[str, Path] | None = None) -> dict[str, Any]:
     """The BuildRequest fields of the image's build options (evaluate/build_options.py) and
     its named contexts for ``platform``: ``contexts { x = image(B) }`` becomes
     ``docker-image://REPO@sha256:...`` as an ``args`` pin does, and wins over a sibling's
-    context of the same name."""
+    context of the same name. With ``layouts`` (nothing is pushed), each ``image()`` pin
+    of ``args`` is ``local_pin_name`` and a context of that name holds the layout, so
+    that ``FROM ${BASE}`` finds it (BuildKit and buildah look FROM up there first)."""
     options = image.build_options
-    contexts: dict[str, str | Path] = dict(sibling_contexts(project, image, platform, pins))
+    contexts: dict[str, str | Path] = dict(sibling_contexts(project, image, platform, pins, layouts))
+    if layouts is not None:
+        for pin in image.pins(platform):
+            contexts[local_pin_name(project, pin.target, platform)] = image_source(
+                project, pin.target, platform, pins, layouts)
     for name, value in options.contexts:
         if isinstance(value, Pin):
-            target = project.images[value.target]
-            pinned = pins[value.target] if pins is not None else (
-                f"{target.repository}@<digest of {value.target} for {platform}>")
-            contexts[name] = f"docker-image://{pinned}"
+            contexts[name] = image_source(project, value.target, platform, pins, layouts)
         else:
             contexts[name] = value
     return {

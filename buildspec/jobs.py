@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend, BuildRequest
 from buildspec.backends.buildx import BuildxBackend
-from buildspec.contexts import request_fields, sibling_sources
+from buildspec.contexts import local_pin_name, request_fields, sibling_sources
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.platform import Platform
 from buildspec.registry.reference import is_loopback
@@ -80,16 +81,24 @@ def build_request(
     insecure_registries: Collection[str] = (),
     pins: Mapping[str, str] | None = None,
     merged: tuple[Platform, ...] = (),
+    local: bool = False,
 ) -> BuildRequest:
     """``pins`` maps a dependency's image name to ``repo@sha256:...``; None in a plan.
-    ``merged``: all the platforms one merged build makes (``platform`` is the first)."""
+    ``merged``: all the platforms one merged build makes (``platform`` is the first).
+    ``local`` (run --load / --output): the build writes an OCI layout in its work folder
+    instead of pushing, and finds its dependencies in theirs (contexts.image_source)."""
     args: dict[str, str] = {}
     for key, value in image.args[platform]:
         if isinstance(value, Pin):
-            args[key] = pins[value.target] if pins is not None else pin_placeholder(project, value, platform)
+            if local:
+                args[key] = local_pin_name(project, value.target, platform)
+            else:
+                args[key] = pins[value.target] if pins is not None else pin_placeholder(project, value, platform)
         else:
             args[key] = value
     node_id = f"build:{image.name}@{'+'.join(map(str, merged or (platform,)))}"
+    workdir = state_dir / "work" / safe_name(node_id)
+    layouts = {name: local_layout(state_dir, name, platform) for name in digest_sources(project, image, platform)}
     return BuildRequest(
         node_id=node_id,
         image=image.name,
@@ -101,12 +110,25 @@ def build_request(
         labels=build_labels(image),
         push_ref=f"{image.repository}:{image.platform_tags[platform]}",
         insecure=is_insecure(image.repository, insecure_registries),
-        workdir=state_dir / "work" / safe_name(node_id),
+        workdir=workdir,
         builder=image.builder,
         cache_repo=image.cache,
         platforms=merged,
-        **request_fields(project, image, platform, pins),
+        **request_fields(project, image, platform, pins, layouts if local else None),
+        oci_layout=local_layout(state_dir, image.name, platform) if local else None,
     )
+
+
+def local_layout(state_dir: Path, image: str, platform: Platform) -> Path:
+    """The OCI layout the local build (never merged) of ``image`` for ``platform`` writes.
+
+    Under the temporary folder, named by hashes: buildah 1.28 reads a
+    ``container-image://oci:PATH`` context only when PATH is also a valid image name
+    (lowercase, no component starting with ``.`` as ``.buildspec`` does), and buildx
+    splits ``oci-layout://PATH@DIGEST`` at the first ``@`` (which node names hold)."""
+    folder = hashlib.sha256(str(state_dir).encode()).hexdigest()[:16]
+    name = hashlib.sha256(image.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"buildspec-layouts-{folder}" / f"{name}-{platform.normalized().slug}"
 
 
 def digest_sources(project: Project, image: Image, platform: Platform) -> list[str]:

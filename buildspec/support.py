@@ -39,7 +39,7 @@ HINTS: Mapping[tuple[str, str], str] = {
 
 
 def check_support(project: Project, graph: nx.DiGraph[str], backends: Mapping[str, tuple[Backend, str]],
-                  publish: str) -> None:
+                  publish: str, *, local: bool = False) -> None:
     """Raise BuildfileError for the first image of ``graph`` its backend cannot build as asked."""
     built = {attrs["image"] for _, attrs in graph.nodes(data=True) if attrs["kind"] == "build"}
     with_manifests = any(attrs["kind"] == "manifest" for _, attrs in graph.nodes(data=True))
@@ -48,6 +48,10 @@ def check_support(project: Project, graph: nx.DiGraph[str], backends: Mapping[st
             continue
         backend = backends[name][0].name
         _check_options(project.images[name], backend)
+        if backend == "kaniko" and local:
+            raise BuildfileError(f"image '{name}' is built with kaniko, which buildspec cannot run with --load "
+                                 "or --output (it writes no OCI layout buildspec reads)", project.images[name].span,
+                                 hint="use --backend buildah (daemonless) or buildx for local outputs")
         if backend == "kaniko":
             _check_kaniko_needs(project, name, built, publish if with_manifests else "split")
 

@@ -64,6 +64,9 @@ class BuildRequest:
     annotations: Mapping[str, str] = field(default_factory=dict)
     cache_from: tuple[str, ...] = ()  # bake's format: "type=registry,ref=..."
     cache_to: tuple[str, ...] = ()
+    # run --load / --output: write the image as an OCI layout into this folder instead of
+    # pushing push_ref (outputs.py assembles each image's index from these).
+    oci_layout: Path | None = None
 
 
 class Backend(Protocol):

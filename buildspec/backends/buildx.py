@@ -90,7 +90,10 @@ class BuildxBackend:
             argv += ["--cache-from", cache]
         for cache in request.cache_to:
             argv += ["--cache-to", cache]
-        argv += ["--tag", request.push_ref, "--push"]
+        if request.oci_layout is not None:  # run --load / --output: nothing is pushed
+            argv += ["--output", f"type=oci,dest={request.oci_layout},tar=false"]
+        else:
+            argv += ["--tag", request.push_ref, "--push"]
         argv += ["--metadata-file", str(request.workdir / METADATA_FILE)]
         argv += ["--progress=plain", str(request.context)]
         return [argv]

@@ -140,3 +140,23 @@ def test_kaniko_cannot_write_local_outputs(tmp_path: Path, env: Env) -> None:
     assert "image 'base' is built with kaniko, which buildspec cannot run with --load or --output" in result.stderr
     both = run_cli(["run", "--load", "--platform", "linux/amd64"], cwd=project, env=environ)
     assert both.code == 2 and "do not combine with --platform" in both.stderr, both
+
+
+def test_the_quickstart_builds_with_load(tmp_path: Path, env: Env) -> None:
+    """`buildspec run --load` on examples/quickstart: only Docker is needed (the busybox
+    base still comes from wherever BUSYBOX_IMAGE says)."""
+    from runner import copy_example
+
+    project = copy_example("quickstart", tmp_path)
+    registry = f"127.0.0.1:9/quickstart-{uuid.uuid4().hex[:12]}"
+    environ = {**os.environ, "REGISTRY": registry, "BUSYBOX_IMAGE": env.base_image}
+    result = run_cli(["run", "--load", "--progress", "plain"], cwd=project, env=environ)
+    refs = [line.split("@")[0] for line in result.stdout.split()]
+    try:
+        assert result.code == 0, result
+        assert f"{registry}/app:1.0.0" in refs and f"{registry}/base:1.0.0" in refs
+        arch = _docker("run", "--rm", "--platform", "linux/arm64", f"{registry}/app:1.0.0",
+                       "cat", "/etc/quickstart/app-arch")
+        assert arch == "aarch64\n"
+    finally:
+        subprocess.run(["docker", "rmi", *refs], capture_output=True, check=False)

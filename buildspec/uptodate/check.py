@@ -142,6 +142,9 @@ class Checker:
             if self.always:
                 reasons[where] = ["-B (--always-make)"]
                 continue
+            if image.build_options.no_cache:  # bake's no-cache: nothing reused, this level included
+                reasons[where] = ["no_cache = true"]
+                continue
             try:
                 hit = self._ask(image.repository, functools.partial(records.find, self.client, image.repository,
                                                                     found.key))

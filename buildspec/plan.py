@@ -17,7 +17,7 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend
 from buildspec.evaluate import Image, Pin, Project
-from buildspec.jobs import BakeCall, bake_calls, build_request
+from buildspec.jobs import BakeCall, bake_calls, build_request, local_layout
 from buildspec.uptodate.check import Verdict
 
 if TYPE_CHECKING:  # outputs.py loads the registry client, which plan never needs
@@ -242,6 +242,9 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
             if attrs["kind"] == "build":
                 image = project.images[attrs["image"]]
                 push = f"{image.repository}:" + ", ".join(image.platform_tags[p] for p in graphs.platforms_of(attrs))
+                if options.output is not None:  # nothing is pushed: the build writes an OCI layout
+                    push = "OCI layout " + ", ".join(str(local_layout(options.state_dir, image.name, p))
+                                                     for p in graphs.platforms_of(attrs))
                 call = batch_of.get(node)
                 if call is not None and node == next(iter(call.requests)):
                     console.print(f"    {call.batch}  [dim]one docker buildx bake for {len(call.requests)} "

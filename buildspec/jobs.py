@@ -85,7 +85,7 @@ def build_request(
 ) -> BuildRequest:
     """``pins`` maps a dependency's image name to ``repo@sha256:...``; None in a plan.
     ``merged``: all the platforms one merged build makes (``platform`` is the first).
-    ``local`` (run --load / --output): the build writes an OCI layout in its work folder
+    ``local`` (run --load / --output): the build writes an OCI layout (local_layout)
     instead of pushing, and finds its dependencies in theirs (contexts.image_source)."""
     args: dict[str, str] = {}
     for key, value in image.args[platform]:
@@ -98,7 +98,8 @@ def build_request(
             args[key] = value
     node_id = f"build:{image.name}@{'+'.join(map(str, merged or (platform,)))}"
     workdir = state_dir / "work" / safe_name(node_id)
-    layouts = {name: local_layout(state_dir, name, platform) for name in digest_sources(project, image, platform)}
+    layouts = ({name: local_layout(state_dir, name, platform) for name in digest_sources(project, image, platform)}
+               if local else None)
     return BuildRequest(
         node_id=node_id,
         image=image.name,
@@ -114,7 +115,7 @@ def build_request(
         builder=image.builder,
         cache_repo=image.cache,
         platforms=merged,
-        **request_fields(project, image, platform, pins, layouts if local else None),
+        **request_fields(project, image, platform, pins, layouts),
         oci_layout=local_layout(state_dir, image.name, platform) if local else None,
     )
 

@@ -20,7 +20,7 @@ from buildspec.evaluate import Image, Pin, Project
 from buildspec.jobs import BakeCall, bake_calls, build_request, local_layout
 from buildspec.uptodate.check import Verdict
 
-if TYPE_CHECKING:  # outputs.py loads the registry client, which plan never needs
+if TYPE_CHECKING:  # only the type: outputs.py is run's module
     from buildspec.outputs import LocalOutput
 
 

@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
             local.add_argument("--load", action="store_true",
                                help="load every image, all platforms, into the local Docker image store "
                                     "under its tags; push nothing (no registry needed)")
-            local.add_argument("--output", metavar="oci:DIR",
+            local.add_argument("--output", metavar="oci:DIR", dest="local_output",
                                help="write one OCI image layout per image to DIR/<image>, every tag a "
                                     "reference; push nothing (no registry needed)")
             split = sub.add_mutually_exclusive_group()
@@ -250,14 +250,15 @@ def _verdicts(
 
 def _local_output(args: argparse.Namespace) -> LocalOutput | None:
     """``--load`` / ``--output oci:DIR`` (outputs.py), or None: push to the registry."""
-    if not getattr(args, "load", False) and not getattr(args, "output", None):
+    load, output = getattr(args, "load", False), getattr(args, "local_output", None)
+    if not load and not output:  # (`ci -o FILE` is another option)
         return None
-    if args.platform or args.manifests_only:
+    if getattr(args, "platform", None) or getattr(args, "manifests_only", False):
         raise UsageError("--load and --output build every platform of each image in one run: "
                          "they do not combine with --platform or --manifests-only")
     from buildspec.outputs import LocalOutput, parse_output
 
-    return LocalOutput("load") if args.load else parse_output(args.output)
+    return LocalOutput("load") if load else parse_output(str(output))
 
 
 def _platforms(values: Sequence[str]) -> list[str]:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the heavy modules load only for the command that needs them
 
     from buildspec.backends.base import Backend
     from buildspec.evaluate import Project, TagLister
+    from buildspec.outputs import LocalOutput
     from buildspec.uptodate.check import Verdict
 
 
@@ -54,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
                                   "call could build together")
             sub.add_argument("-B", "--always-make", action="store_true",
                              help="build every image, even those whose inputs have not changed (as make -B)")
+            local = sub.add_mutually_exclusive_group()
+            local.add_argument("--load", action="store_true",
+                               help="load every image, all platforms, into the local Docker image store "
+                                    "under its tags; push nothing (no registry needed)")
+            local.add_argument("--output", metavar="oci:DIR", dest="local_output",
+                               help="write one OCI image layout per image to DIR/<image>, every tag a "
+                                    "reference; push nothing (no registry needed)")
             split = sub.add_mutually_exclusive_group()
             split.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[/VARIANT]",
                                help="only the builds for this platform, no index (one CI job per architecture)")
@@ -156,7 +164,9 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
     overrides = parse_sets(args.set)
     path = Path(args.file)
     insecure = tuple(getattr(args, "insecure_registry", ()))
-    project, graph = load(path, overrides, os.environ, display=args.file, tag_lister=_tag_lister(insecure))
+    output = _local_output(args)
+    project, graph = load(path, overrides, os.environ, display=args.file, tag_lister=_tag_lister(insecure),
+                          local=output is not None)
     sources[args.file] = project.buildfile.source
     if args.command == "check":
         images = len(project.images)
@@ -177,7 +187,12 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         raise UsageError(f"no image of the selection is built for {', '.join(args.platform)}")
     publish = args.publish or project.publish
     backends = _choose_backends(project, selected, args)
-    if not args.no_merge:
+    from buildspec.support import check_secrets, check_support
+
+    check_support(project, selected, backends, publish, local=output is not None)
+    if args.command == "run":
+        check_secrets(project, selected)
+    if not args.no_merge and output is None:  # a local build writes one platform's layout
         selected = graphs.merge_builds(selected, {
             name for name in graphs.images_in(selected) if mergeable(project.images[name], backends[name][0].name)
         })
@@ -193,8 +208,10 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
             state_dir=state_dir(project),
             insecure_registries=args.insecure_registry,
             backends=backends,
-            bake=not args.no_bake,
-            verdicts=None if args.no_lookup else _verdicts(project, execution, backends, args),
+            bake=not args.no_bake and output is None,
+            # local outputs always build: nothing to look up
+            verdicts=None if args.no_lookup or output is not None else _verdicts(project, execution, backends, args),
+            output=output,
         )
         RENDERERS[args.format](project, execution, options, sys.stdout)
         return int(ExitCode.OK)
@@ -210,9 +227,10 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         insecure_registries=tuple(args.insecure_registry),
         state_dir=state_dir(project),
         backends=backends,
-        bake=not args.no_bake,
-        always_make=args.always_make,
+        bake=not args.no_bake and output is None,
+        always_make=args.always_make or output is not None,  # local outputs always build
         build_retries=args.build_retries,
+        output=output,
     )))
 
 
@@ -228,6 +246,19 @@ def _verdicts(
         checker = Checker(project, lambda name: backends[name][0].name, client, state_dir=state_dir(project),
                           insecure_registries=args.insecure_registry, always=args.always_make)
         return plan_verdicts(project, graph, checker)
+
+
+def _local_output(args: argparse.Namespace) -> LocalOutput | None:
+    """``--load`` / ``--output oci:DIR`` (outputs.py), or None: push to the registry."""
+    load, output = getattr(args, "load", False), getattr(args, "local_output", None)
+    if not load and not output:  # (`ci -o FILE` is another option)
+        return None
+    if getattr(args, "platform", None) or getattr(args, "manifests_only", False):
+        raise UsageError("--load and --output build every platform of each image in one run: "
+                         "they do not combine with --platform or --manifests-only")
+    from buildspec.outputs import LocalOutput, parse_output
+
+    return LocalOutput("load") if load else parse_output(str(output))
 
 
 def _platforms(values: Sequence[str]) -> list[str]:

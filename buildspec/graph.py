@@ -212,9 +212,21 @@ def restrict(graph: nx.DiGraph[str], platforms: Sequence[str] = (), manifests_on
     elif platforms:
         keep = {n for n, attrs in graph.nodes(data=True)
                 if attrs["kind"] == "build" and str(attrs["platform"]) in platforms}
+        return _needs_on_builds(graph, _subgraph(graph, keep))
     else:
         return graph
     return _subgraph(graph, keep)
+
+
+def _needs_on_builds(graph: nx.DiGraph[str], result: nx.DiGraph[str]) -> nx.DiGraph[str]:
+    """Without manifests, ``needs = [B]`` waits for B's build of the same platform, whose
+    digest the build then gets as named contexts (contexts.py)."""
+    for source, target, data in graph.edges(data=True):
+        if graph.nodes[source]["kind"] == "manifest" and target in result:
+            for build in graph.predecessors(source):
+                if build in result and graph.nodes[build]["platform"] == graph.nodes[target]["platform"]:
+                    result.add_edge(build, target, **{**data, "why": data["why"] + " (its build)"})
+    return result
 
 
 def merge_builds(graph: nx.DiGraph[str], images: set[str]) -> nx.DiGraph[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend, BuildRequest
 from buildspec.backends.buildx import BuildxBackend
+from buildspec.contexts import local_pin_name, request_fields, sibling_sources
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.platform import Platform
 from buildspec.registry.reference import is_loopback
@@ -79,16 +81,25 @@ def build_request(
     insecure_registries: Collection[str] = (),
     pins: Mapping[str, str] | None = None,
     merged: tuple[Platform, ...] = (),
+    local: bool = False,
 ) -> BuildRequest:
     """``pins`` maps a dependency's image name to ``repo@sha256:...``; None in a plan.
-    ``merged``: all the platforms one merged build makes (``platform`` is the first)."""
+    ``merged``: all the platforms one merged build makes (``platform`` is the first).
+    ``local`` (run --load / --output): the build writes an OCI layout (local_layout)
+    instead of pushing, and finds its dependencies in theirs (contexts.image_source)."""
     args: dict[str, str] = {}
     for key, value in image.args[platform]:
         if isinstance(value, Pin):
-            args[key] = pins[value.target] if pins is not None else pin_placeholder(project, value, platform)
+            if local:
+                args[key] = local_pin_name(project, value.target, platform)
+            else:
+                args[key] = pins[value.target] if pins is not None else pin_placeholder(project, value, platform)
         else:
             args[key] = value
     node_id = f"build:{image.name}@{'+'.join(map(str, merged or (platform,)))}"
+    workdir = state_dir / "work" / safe_name(node_id)
+    layouts = ({name: local_layout(state_dir, name, platform) for name in digest_sources(project, image, platform)}
+               if local else None)
     return BuildRequest(
         node_id=node_id,
         image=image.name,
@@ -100,11 +111,34 @@ def build_request(
         labels=build_labels(image),
         push_ref=f"{image.repository}:{image.platform_tags[platform]}",
         insecure=is_insecure(image.repository, insecure_registries),
-        workdir=state_dir / "work" / safe_name(node_id),
+        workdir=workdir,
         builder=image.builder,
         cache_repo=image.cache,
         platforms=merged,
+        **request_fields(project, image, platform, pins, layouts),
+        oci_layout=local_layout(state_dir, image.name, platform) if local else None,
     )
+
+
+def local_layout(state_dir: Path, image: str, platform: Platform) -> Path:
+    """The OCI layout the local build (never merged) of ``image`` for ``platform`` writes.
+
+    Under the temporary folder, named by hashes: buildah 1.28 reads a
+    ``container-image://oci:PATH`` context only when PATH is also a valid image name
+    (lowercase, no component starting with ``.`` as ``.buildspec`` does), and buildx
+    splits ``oci-layout://PATH@DIGEST`` at the first ``@`` (which node names hold)."""
+    folder = hashlib.sha256(str(state_dir).encode()).hexdigest()[:16]
+    name = hashlib.sha256(image.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"buildspec-layouts-{folder}" / f"{name}-{platform.normalized().slug}"
+
+
+def digest_sources(project: Project, image: Image, platform: Platform) -> list[str]:
+    """The images whose digest for ``platform`` a build of ``image`` needs at run time
+    (``pins`` of build_request): its image() pins and the needed images it gets as
+    named contexts (contexts.py)."""
+    names = dict.fromkeys(pin.target for pin in image.pins(platform))
+    names.update(dict.fromkeys(sibling_sources(project, image, platform)))
+    return list(names)
 
 
 @dataclass(frozen=True)
@@ -138,6 +172,8 @@ def bake_calls(
         if attrs["kind"] != "build" or len(graphs.platforms_of(attrs)) < 2 or node in skip:
             return None
         image = project.images[attrs["image"]]
+        if image.build_options.used():  # built alone: bake files carry only the basic settings
+            return None
         return (image.builder or "") if isinstance(backends[image.name][0], BuildxBackend) else None
 
     calls: dict[str, BakeCall] = {}
@@ -158,8 +194,10 @@ def bake_calls(
 
 def mergeable(image: Image, backend_name: str) -> bool:
     """Whether one buildx call may build all of the image's platforms: nothing differs
-    per platform but the platform itself (no image() pin, the same build arguments)."""
-    if backend_name != "buildx" or len(image.platforms) < 2:
+    per platform but the platform itself (no image() pin, the same build arguments), and
+    it needs no other image (whose per-platform digests become named contexts) and keeps
+    no attestations (which the manifest step carries over per platform)."""
+    if backend_name != "buildx" or len(image.platforms) < 2 or image.needs or image.build_options.attest:
         return False
     first = image.args[image.platforms[0]]
     return not image.pins(image.platforms[0]) and all(image.args[p] == first for p in image.platforms)

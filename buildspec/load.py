@@ -20,9 +20,11 @@ def load(
     environ: Mapping[str, str] | None = None,
     display: str | None = None,
     tag_lister: TagLister | None = None,
+    *,
+    local: bool = False,
 ) -> tuple[Project, nx.DiGraph[str]]:
     display = display or str(path)
     text = read_source(path, display)
     model = build_model(parse(text, display), path.resolve().parent)
-    project = evaluate(model, overrides, os.environ if environ is None else environ, tag_lister)
+    project = evaluate(model, overrides, os.environ if environ is None else environ, tag_lister, local=local)
     return project, build_graph(project)

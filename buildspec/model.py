@@ -59,8 +59,21 @@ SIMPLE_ATTRIBUTES = (
     "cache",
     "builder",
     "release_labels",
+    # Build options with bake's names and value formats (evaluate/build_options.py).
+    "secrets",
+    "ssh",
+    "attest",
+    "no_cache",
+    "pull",
+    "network",
+    "shm_size",
+    "ulimits",
+    "cache_from",
+    "cache_to",
 )
-BLOCK_ATTRIBUTES = ("args", "labels", "matrix", "tags")
+# KEY = VALUE blocks read by evaluate/build_options.py (ImageDecl.blocks).
+OPTION_BLOCKS = ("contexts", "hosts", "annotations")
+BLOCK_ATTRIBUTES = ("args", "labels", "matrix", "tags", *OPTION_BLOCKS)
 ALL_ATTRIBUTES = tuple(sorted(set(SIMPLE_ATTRIBUTES) | set(BLOCK_ATTRIBUTES)))
 
 
@@ -107,6 +120,8 @@ class ImageDecl:
     labels: tuple[Entry, ...] = ()
     matrix: tuple[Entry, ...] = ()
     inline_tags: TagScheme | None = None
+    blocks: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)  # OPTION_BLOCKS by name
+    block_spans: Mapping[str, Span] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -235,7 +250,7 @@ def _entries(block: Block) -> tuple[Entry, ...]:
     entries = []
     for item in block.items:
         if not isinstance(item, Assign):
-            article = "an" if block.kind == "args" else "a"
+            article = "an" if block.kind[0] in "aeiou" else "a"
             raise BuildfileError(f"{article} {block.kind} block holds KEY = VALUE lines", item.span,
                                  hint=f'for example:  {block.kind} {{ KEY = "value" }}')
         if item.key in seen:
@@ -290,4 +305,6 @@ def _image(block: Block) -> ImageDecl:
         labels=_entries(blocks["labels"]) if "labels" in blocks else (),
         matrix=_entries(blocks["matrix"]) if "matrix" in blocks else (),
         inline_tags=_scheme(blocks["tags"], None) if "tags" in blocks else None,
+        blocks={kind: _entries(blocks[kind]) for kind in OPTION_BLOCKS if kind in blocks},
+        block_spans={kind: blocks[kind].span for kind in OPTION_BLOCKS if kind in blocks},
     )

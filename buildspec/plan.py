@@ -10,15 +10,18 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import networkx as nx
 
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend
 from buildspec.evaluate import Image, Pin, Project
-from buildspec.jobs import BakeCall, bake_calls, build_request
+from buildspec.jobs import BakeCall, bake_calls, build_request, local_layout
 from buildspec.uptodate.check import Verdict
+
+if TYPE_CHECKING:  # only the type: outputs.py is run's module
+    from buildspec.outputs import LocalOutput
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class PlanOptions:
     bake: bool = True  # batch merged buildx builds into `docker buildx bake` calls, as run does
     # build node -> up to date or why it builds (None: not looked up, --no-lookup)
     verdicts: Mapping[str, Verdict] | None = None
+    output: LocalOutput | None = None  # --load / --output oci:DIR
 
 
 def _fresh(options: PlanOptions) -> set[str]:
@@ -81,7 +85,7 @@ def _command(project: Project, options: PlanOptions, node: Mapping[str, Any]) ->
     platforms = graphs.platforms_of(node)
     request = build_request(project, image, platforms[0], state_dir=options.state_dir,
                             insecure_registries=options.insecure_registries,
-                            merged=platforms if len(platforms) > 1 else ())
+                            merged=platforms if len(platforms) > 1 else (), local=options.output is not None)
     return backend.commands(request)
 
 
@@ -130,6 +134,8 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
             "args": _args_for_json(image),
             "labels": dict(image.labels),
         }
+        if options.output is not None:
+            entry["output"] = options.output.where(image)
         if options.explain:
             entry["tag_decisions"] = [
                 {"template": d.template, "condition": d.condition, "values": dict(d.values),
@@ -236,6 +242,9 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
             if attrs["kind"] == "build":
                 image = project.images[attrs["image"]]
                 push = f"{image.repository}:" + ", ".join(image.platform_tags[p] for p in graphs.platforms_of(attrs))
+                if options.output is not None:  # nothing is pushed: the build writes an OCI layout
+                    push = "OCI layout " + ", ".join(str(local_layout(options.state_dir, image.name, p))
+                                                     for p in graphs.platforms_of(attrs))
                 call = batch_of.get(node)
                 if call is not None and node == next(iter(call.requests)):
                     console.print(f"    {call.batch}  [dim]one docker buildx bake for {len(call.requests)} "
@@ -255,6 +264,9 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
                               "tags already at their index are left alone)[/dim]")
             else:
                 image = project.images[attrs["image"]]
+                if options.output is not None:
+                    console.print(f"    {node}  [dim]-> {escape(options.output.where(image))}[/dim]")
+                    continue
                 later = "  (by digest; the tags step moves the tags)" if graphs.TAGS_NODE in graph else ""
                 for repository in image.repositories:
                     console.print(f"    {node}  [dim]-> index {repository} : {', '.join(image.tags)}{later}[/dim]")

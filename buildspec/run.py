@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +47,8 @@ from buildspec.executor import (
     default_jobs,
     execute,
 )
-from buildspec.jobs import BakeCall, bake_calls, build_request
+from buildspec.jobs import BakeCall, bake_calls, build_request, digest_sources
+from buildspec.outputs import LocalOutput, local_index_action, local_tags_action
 from buildspec.platform import Platform
 from buildspec.registry.client import RegistryClient
 from buildspec.registry.index import IndexEntry, select_child
@@ -70,6 +72,7 @@ class RunOptions:
     bake: bool = True  # batch merged buildx builds into `docker buildx bake` calls
     always_make: bool = False  # -B: build every node, as if nothing were up to date
     build_retries: int = retry.DEFAULT_BUILD_RETRIES  # after a transient registry error (retry.py)
+    output: LocalOutput | None = None  # --load / --output oci:DIR: nothing is pushed (outputs.py)
 
 
 def run(project: Project, graph: nx.DiGraph[str], options: RunOptions) -> ExitCode:
@@ -92,10 +95,13 @@ def _run(project: Project, graph: nx.DiGraph[str], options: RunOptions, on_child
                           always=options.always_make)
         # The preflight and the up-to-date lookups ask the same registries: at once. A
         # preflight failure still stops the run before anything is built or pushed.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preflight") as pool:
-            preflight = pool.submit(_check_registries, project, plan, client)
-            verdicts = upfront_verdicts(project, plan, checker)
-            preflight.result()
+        if options.output is not None:  # local outputs always build, push nothing, ask no registry
+            verdicts = {}
+        else:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preflight") as pool:
+                preflight = pool.submit(_check_registries, project, plan, client)
+                verdicts = upfront_verdicts(project, plan, checker)
+                preflight.result()
         fresh = {node for node, verdict in verdicts.items() if verdict.fresh}
         shared = _Shared(client, _PushLocks(), _bakes(project, plan, options, fresh), checker, verdicts)
         # In the plan's order, wave by wave, so that `run -j 1` does what `plan` lists.
@@ -153,7 +159,8 @@ def upfront_verdicts(project: Project, plan: nx.DiGraph[str], checker: Checker) 
     pin) is up to date: at most 8 lookups at once. Pinned nodes are checked when their
     dependencies are done (their key holds the dependencies' digests)."""
     nodes = [n for n, attrs in plan.nodes(data=True) if attrs["kind"] == "build"
-             and not any(project.images[attrs["image"]].pins(p) for p in graphs.platforms_of(attrs))]
+             and not any(digest_sources(project, project.images[attrs["image"]], p)
+                         for p in graphs.platforms_of(attrs))]
 
     def verdict(node: str) -> Verdict:
         attrs = plan.nodes[node]
@@ -256,6 +263,8 @@ def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOption
     needs = tuple(graphs.needs_of(plan, node))
     if attrs["kind"] == "gate":
         return Task(node, needs, lambda ctx: Outcome(True, "every build succeeded"), label="publish gate", light=True)
+    if attrs["kind"] == "tags" and options.output is not None:
+        return Task(node, needs, local_tags_action(needs), label="local tags", light=True)
     if attrs["kind"] == "tags":
         return Task(node, needs, _expected_failures(_tags_action(needs, shared.client)), label="move tags",
                     light=True)
@@ -263,6 +272,9 @@ def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOption
     if attrs["kind"] == "build":
         action = _build_action(project, plan, node, image, options, shared)
         return Task(node, needs, _expected_failures(retry.retrying(action, options.build_retries)))
+    if options.output is not None:
+        action = local_index_action(image, plan, options.state_dir, options.output)
+        return Task(node, needs, _expected_failures(action), light=True)
     eager = graphs.TAGS_NODE not in plan
     return Task(node, needs, _expected_failures(_manifest_action(image, plan, shared.client, eager)), light=True)
 
@@ -281,8 +293,13 @@ def _build_action(
     bake = shared.bakes.get(node)
 
     def action(ctx: TaskContext) -> Outcome:
-        pins = {pin.target: f"{project.images[pin.target].repository}@{_built_digest(ctx, plan, pin.target, p)}"
-                for p in platforms for pin in image.pins(p)}
+        pins = {name: f"{project.images[name].repository}@{_built_digest(ctx, plan, name, p)}"
+                for p in platforms for name in digest_sources(project, image, p)}
+        if options.output is not None:  # local outputs always build, and record no key anywhere
+            outcome = build(ctx, pins)
+            reasons = ("--load and --output always build",)
+            return Outcome(True, outcome.detail, {**outcome.data, "fresh": "built", "reasons": reasons}) \
+                if outcome.ok else outcome
         verdict = shared.verdicts.get(node) or shared.checker.check(image, platforms, pins)
         if verdict.fresh:
             return _up_to_date(ctx, shared.client, image, verdict)
@@ -301,8 +318,12 @@ def _build_action(
                                bake.digest(node))
             ctx.log(f"{bake.call.batch} failed: building {node} alone")
         request = build_request(project, image, platforms[0], state_dir=options.state_dir,
-                                insecure_registries=options.insecure_registries, pins=pins, merged=merged)
+                                insecure_registries=options.insecure_registries, pins=pins, merged=merged,
+                                local=options.output is not None)
         request.workdir.mkdir(parents=True, exist_ok=True)
+        if request.oci_layout is not None:  # a fresh layout: it must hold this build's image only
+            shutil.rmtree(request.oci_layout, ignore_errors=True)
+            request.oci_layout.parent.mkdir(parents=True, exist_ok=True)
         for argv in backend.commands(request):
             with shared.pushes(image.repository) if backend.is_push_step(argv) else contextlib.nullcontext():
                 status = ctx.run(argv)
@@ -380,6 +401,7 @@ def _retag_platforms(ctx: TaskContext, client: RegistryClient, image: Image, pla
 def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient,
                      eager: bool) -> Callable[[TaskContext], Outcome]:
     annotations = {k: v for k, v in image.labels.items() if k.startswith(ANNOTATED_LABELS)}
+    annotations.update(image.build_options.annotations)  # `annotations { }`: the manifests' and the index's
 
     def action(ctx: TaskContext) -> Outcome:
         entries = []

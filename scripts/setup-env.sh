@@ -39,7 +39,7 @@ TRIXIE_PKGS=(docker.io docker-cli docker-buildx)
 MIN_DOCKER_VERSION=26
 BOOKWORM_PKGS=(
     docker-registry qemu-user-static binfmt-support buildah skopeo apache2-utils
-    openssl curl jq ca-certificates containerd runc iptables uidmap
+    openssl curl jq ca-certificates containerd runc iptables uidmap openssh-client
     rsync
 )
 NODE_TOOLS=$STATE/node

@@ -16,6 +16,19 @@ from buildspec.platform import Platform
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """A build secret by reference: buildspec never reads, logs or stores its value."""
+
+    id: str
+    kind: str  # "src" (a file) or "env" (an environment variable)
+    source: str  # the absolute file path, or the variable's NAME
+
+    def flag(self) -> str:
+        """``id=ID,src=PATH`` or ``id=ID,env=NAME``: the value of --secret for buildx and buildah."""
+        return f"id={self.id},{self.kind}={self.source}"
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     node_id: str  # "build:app@linux/arm64"
     image: str  # "app"
@@ -34,6 +47,26 @@ class BuildRequest:
     # Set only for a merged build (buildx): one call builds all of these platforms and
     # pushes an index under push_ref; ``platform`` is then the first of them.
     platforms: tuple[Platform, ...] = ()
+    # Named build contexts (--build-context NAME=VALUE): a local directory as an absolute
+    # Path, anything else (docker-image://REPO@sha256:..., a URL) as a string.
+    contexts: Mapping[str, str | Path] = field(default_factory=dict)
+    # The image's build options (evaluate/build_options.py), with bake's names; the
+    # backends refuse at plan time what they cannot honour (support.py).
+    secrets: tuple[SecretRef, ...] = ()
+    ssh: tuple[str, ...] = ()  # "default", "ID=/abs/socket-or-key[,...]"
+    attest: tuple[str, ...] = ()  # "type=provenance,mode=max"
+    no_cache: bool = False
+    pull: bool = False
+    network: str | None = None  # "none", "host", "default"
+    hosts: Mapping[str, str] = field(default_factory=dict)  # host name -> IP
+    shm_size: str | None = None  # "256m"
+    ulimits: tuple[str, ...] = ()  # "nofile=1024:2048"
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    cache_from: tuple[str, ...] = ()  # bake's format: "type=registry,ref=..."
+    cache_to: tuple[str, ...] = ()
+    # run --load / --output: write the image as an OCI layout into this folder instead of
+    # pushing push_ref (outputs.py assembles each image's index from these).
+    oci_layout: Path | None = None
 
 
 class Backend(Protocol):

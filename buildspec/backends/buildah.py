@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from buildspec.backends.base import BuildRequest
+from buildspec.backends.options import build_option_args
 from buildspec.errors import BuildspecError
 
 DIGEST_FILE = "digest"
@@ -72,15 +73,22 @@ class BuildahBackend:
             bud.append("--layers" if layers else "--layers=false")
         bud += ["-f", str(request.dockerfile)]
         for key in sorted(request.args):
-            bud += ["--build-arg", f"{key}={request.args[key]}"]
+            bud += ["--build-arg", f"{key}={_arg(request, request.args[key])}"]
         for key in sorted(request.labels):
             bud += ["--label", f"{key}={request.labels[key]}"]
         if request.target:
             bud += ["--target", request.target]
+        for name in sorted(request.contexts):
+            bud += ["--build-context", f"{name}={_context(request.contexts[name])}"]
+        bud += build_option_args(request)
+        if request.pull:
+            bud.append("--pull=always")
         bud += [*tls, "-t", request.push_ref, str(request.context)]
 
         push = [*base, "push", *tls, "--digestfile", str(request.workdir / DIGEST_FILE)]
-        push += [request.push_ref, f"docker://{request.push_ref}"]
+        # run --load / --output: into an OCI layout, which outputs.py assembles; nothing is pushed.
+        destination = f"oci:{request.oci_layout}" if request.oci_layout is not None else f"docker://{request.push_ref}"
+        push += [request.push_ref, destination]
         return [bud, push, [*base, "rmi", "--all", "--force"]]
 
     def is_push_step(self, argv: Sequence[str]) -> bool:
@@ -88,6 +96,24 @@ class BuildahBackend:
 
     def read_digest(self, request: BuildRequest) -> str:
         return read_digest_file(request.workdir / DIGEST_FILE, tool="buildah push")
+
+
+def _arg(request: BuildRequest, value: str) -> str:
+    """A build argument that names a local layout's context (an ``image()`` pin of a local
+    run, contexts.local_pin_name) is given as ``oci:FOLDER`` itself: buildah 1.28 looks a
+    ``FROM ${ARG}`` with a short name up in the registries, not among the contexts."""
+    context = request.contexts.get(value)
+    if isinstance(context, str) and context.startswith("oci-layout://"):
+        return "oci:" + context.removeprefix("oci-layout://").partition("@")[0]
+    return value
+
+
+def _context(value: str | Path) -> str | Path:
+    """buildah 1.28 reads no ``oci-layout://`` contexts, but any containers/image reference
+    as ``container-image://``: ``oci:FOLDER`` names the one image a local build wrote there."""
+    if isinstance(value, str) and value.startswith("oci-layout://"):
+        return "container-image://oci:" + value.removeprefix("oci-layout://").partition("@")[0]
+    return value
 
 
 def read_digest_file(path: Path, *, tool: str) -> str:

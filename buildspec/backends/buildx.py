@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from buildspec.backends.base import BuildRequest
+from buildspec.backends.options import build_option_args
 from buildspec.errors import BuildspecError
 
 METADATA_FILE = "metadata.json"
@@ -73,14 +74,26 @@ class BuildxBackend:
             argv += ["--build-arg", f"{key}={request.args[key]}"]
         for key in sorted(request.labels):
             argv += ["--label", f"{key}={request.labels[key]}"]
-        argv.append("--provenance=false")
+        for name in sorted(request.contexts):
+            argv += ["--build-context", f"{name}={request.contexts[name]}"]
+        argv += build_option_args(request)
+        if request.pull:
+            argv.append("--pull")
+        argv += [f"--attest={a}" for a in request.attest] or ["--provenance=false"]
         if request.builder:
             argv += ["--builder", request.builder]
         if request.cache_repo:
             cache_ref = cache_ref_for(request)
             argv += ["--cache-from", f"type=registry,ref={cache_ref}"]
             argv += ["--cache-to", f"type=registry,ref={cache_ref},mode=max"]
-        argv += ["--tag", request.push_ref, "--push"]
+        for cache in request.cache_from:
+            argv += ["--cache-from", cache]
+        for cache in request.cache_to:
+            argv += ["--cache-to", cache]
+        if request.oci_layout is not None:  # run --load / --output: nothing is pushed
+            argv += ["--output", f"type=oci,dest={request.oci_layout},tar=false"]
+        else:
+            argv += ["--tag", request.push_ref, "--push"]
         argv += ["--metadata-file", str(request.workdir / METADATA_FILE)]
         argv += ["--progress=plain", str(request.context)]
         return [argv]
@@ -117,6 +130,8 @@ class BuildxBackend:
             }
             if request.target:
                 target["target"] = request.target
+            if request.contexts:
+                target["contexts"] = {k: str(v) for k, v in sorted(request.contexts.items())}
             if request.cache_repo:
                 cache_ref = cache_ref_for(request)
                 target["cache-from"] = [f"type=registry,ref={cache_ref}"]

@@ -175,7 +175,7 @@ class KanikoBackend:
         for key in sorted(request.labels):
             args += ["--label", f"{key}={request.labels[key]}"]
         args += ["--digest-file", digest_file or str(request.workdir / DIGEST_FILE)]
-        if request.cache_repo:
+        if request.cache_repo and not request.no_cache:  # no_cache = true: kaniko's default, no cache
             args += ["--cache=true", "--cache-repo", request.cache_repo]
         if request.insecure:
             args += ["--insecure", "--insecure-pull", "--skip-tls-verify", "--skip-tls-verify-pull"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from buildspec import templates
 from buildspec.errors import BuildfileError, Span
+from buildspec.evaluate.build_options import build_options
 from buildspec.evaluate.tags import _affix_latest, _labels, _LatestProbe, _scheme_of, _tags
 from buildspec.evaluate.types import BACKENDS, Image, Pin
 from buildspec.gitcontext import GitContext
@@ -30,6 +31,7 @@ class _FileScope:
     default_backend: str
     git: GitContext
     latest: _LatestProbe
+    local: bool = False  # run --load / --output: no registry needed (the repository is the name)
 
 
 def _expand(decl: ImageDecl, file: _FileScope) -> list[Image]:
@@ -85,7 +87,7 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
     if "platforms" in attrs:
         platforms = _platforms(attrs["platforms"].value)
 
-    repositories = _repositories(decl, buildfile, scope, name)
+    repositories = _repositories(decl, buildfile, scope, name, file.local)
     repository = repositories[0]
 
     context = buildfile.directory / (text("context", ".") or ".")
@@ -153,13 +155,16 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
         builder=text("builder") or templates.to_text(scope.get("builder")) or None,
         release_labels=_flag(decl, "release_labels", default=False),
         repositories=repositories,
+        build_options=build_options(decl, scope, buildfile.directory),
     )
 
 
-def _repositories(decl: ImageDecl, buildfile: Buildfile, scope: Scope, name: str) -> tuple[str, ...]:
+def _repositories(decl: ImageDecl, buildfile: Buildfile, scope: Scope, name: str,
+                  local: bool = False) -> tuple[str, ...]:
     """``repository = "r"`` or ``["r1", "r2"]``, else ``{registry}/{name}`` for each
     registry of ``registry = "..."`` or ``[...]``: every repository, the first being
-    where builds push; each checked, none twice."""
+    where builds push; each checked, none twice. ``local`` (run --load / --output):
+    without a registry the repository is the image's name, as ``docker build -t NAME``."""
     attrs = decl.attributes
     registry_var = next((v for v in buildfile.variables if v.name == "registry"), None)
     notes: tuple[tuple[str, Span | None], ...] = ()
@@ -179,10 +184,12 @@ def _repositories(decl: ImageDecl, buildfile: Buildfile, scope: Scope, name: str
     else:
         registry = scope.get("registry")
         registries = registry if isinstance(registry, tuple) else (templates.to_text(registry),)
-        if not any(registries):
+        if not any(registries) and local:
+            registries = ("",)
+        elif not any(registries):
             raise BuildfileError(f"image '{name}' has no repository", decl.span,
                                  hint='set registry = "host/path" at the top, or repository = "..." here')
-        found = [(f"{r.rstrip('/')}/{name}", decl.span) for r in registries]
+        found = [(f"{r.rstrip('/')}/{name}" if r else name, decl.span) for r in registries]
         if registry_var is not None:
             notes = (("the repository is {registry}/{name}; registry is set here", registry_var.value.span),)
     for index, (repository, span) in enumerate(found):

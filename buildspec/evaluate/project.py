@@ -35,8 +35,12 @@ def evaluate(
     overrides: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     tag_lister: TagLister | None = None,
+    *,
+    local: bool = False,
 ) -> Project:
-    """``tag_lister(repository)`` lists existing tags, for ``version.is_latest`` only."""
+    """``tag_lister(repository)`` lists existing tags, for ``version.is_latest`` only.
+    ``local`` (``run --load``/``--output``): an image without a registry is named by its
+    name alone, as ``docker build -t NAME`` does."""
     environ = os.environ if environ is None else environ
     overrides = dict(overrides or {})
     _check_overrides(buildfile, overrides)
@@ -95,7 +99,7 @@ def evaluate(
     latest = _LatestProbe(version, tag_lister)
     for decl in buildfile.images:
         cells = []
-        file = _FileScope(buildfile, scope, functions, default_platforms, backend, git, latest)
+        file = _FileScope(buildfile, scope, functions, default_platforms, backend, git, latest, local)
         for image in _expand(decl, file):
             if image.name in images or (image.name != decl.name and image.name in declared):
                 other = images.get(image.name)

@@ -27,6 +27,44 @@ class Pin:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """``secrets = ["id=token,env=NPM_TOKEN"]``: a reference, never the value."""
+
+    id: str
+    kind: str  # "src" or "env"
+    source: str  # absolute file path or variable NAME
+    span: Span
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The image attributes named after bake's (evaluate/build_options.py)."""
+
+    secrets: tuple[Secret, ...] = ()
+    ssh: tuple[str, ...] = ()
+    contexts: tuple[tuple[str, Pin | Path | str], ...] = ()
+    attest: tuple[str, ...] = ()
+    no_cache: bool = False
+    pull: bool = False
+    network: str | None = None
+    hosts: tuple[tuple[str, str], ...] = ()
+    shm_size: str | None = None
+    ulimits: tuple[tuple[str, str], ...] = ()  # (name, "soft:hard")
+    annotations: tuple[tuple[str, str], ...] = ()
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    spans: Mapping[str, Span] = field(default_factory=dict)  # attribute -> where it was set
+
+    def used(self) -> list[str]:
+        """The attributes set, by name, in a fixed order."""
+        return [name for name in ATTRIBUTES if getattr(self, name)]
+
+
+ATTRIBUTES = ("secrets", "ssh", "contexts", "attest", "no_cache", "pull", "network", "hosts", "shm_size",
+              "ulimits", "annotations", "cache_from", "cache_to")
+
+
+@dataclass(frozen=True)
 class TagDecision:
     """What one tag template did, for ``plan --explain``."""
 
@@ -62,6 +100,7 @@ class Image:
     builder: str | None = None
     # Put the per-release labels (version, revision, created) on the platform images too.
     release_labels: bool = False
+    build_options: BuildOptions = field(default_factory=BuildOptions)
     # Every repository the image is published to, ``repository`` (where the builds
     # push) first: ``repository = [...]`` or ``registry = [...]``.
     repositories: tuple[str, ...] = ()
@@ -71,7 +110,9 @@ class Image:
             object.__setattr__(self, "repositories", (self.repository,))
 
     def pins(self, platform: Platform) -> list[Pin]:
-        return [v for _, v in self.args[platform] if isinstance(v, Pin)]
+        """The image() pins of args and of contexts: digests of this platform, known at run time."""
+        return [*(v for _, v in self.args[platform] if isinstance(v, Pin)),
+                *(v for _, v in self.build_options.contexts if isinstance(v, Pin))]
 
 
 @dataclass(frozen=True)

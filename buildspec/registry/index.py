@@ -7,7 +7,9 @@ manifest-tool and ``docker buildx imagetools create`` do, but checked:
 * An entry may point at an index instead of an image: buildx with provenance on
   pushes an index holding the image plus attestation manifests (platform
   ``unknown/unknown``, annotation ``vnd.docker.reference.type``). The one child
-  whose platform matches the entry is used; attestations are left out.
+  whose platform matches the entry is used, and the attestation manifests that
+  name it (``vnd.docker.reference.digest``) are carried into the new index after
+  all the platform images, as ``docker buildx build --push`` lays them out.
 * The image's config is fetched and its os/architecture compared with the platform
   that was asked for (``arm64/v8`` is ``arm64``): a builder that ignored
   ``--platform`` must not produce an index that lies. A variant the config lacks
@@ -51,6 +53,7 @@ from buildspec.registry.client import (
 from buildspec.registry.reference import Reference, as_reference, validate_digest, validate_tag
 
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
+ATTESTATION_SUBJECT = "vnd.docker.reference.digest"
 _NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -81,6 +84,7 @@ class ResolvedChild:
     platform: Platform
     os_version: str | None = None
     os_features: tuple[str, ...] = ()
+    attestations: tuple[Mapping[str, Any], ...] = ()  # descriptors, copied as they are
 
 
 def _descriptor_platform(descriptor: Mapping[str, Any]) -> Platform | None:
@@ -156,10 +160,12 @@ def resolve_entry(client: RegistryClient, repository: Reference, entry: IndexEnt
     """Fetch an entry's manifest (and config), pick the image, check its platform."""
     where = f"{repository.name}@{entry.digest} ({entry.platform})"
     manifest = client.get_manifest(repository.with_digest(entry.digest))
+    attestations: tuple[Mapping[str, Any], ...] = ()
     if manifest.is_index:
         child = select_child(manifest.json(), entry.platform, where).get("digest")
         if not isinstance(child, str) or validate_digest(child):
             raise RegistryError(f"{where}: the index entry for {entry.platform} has no valid digest")
+        attestations = attestations_of(manifest.json(), child)
         manifest = client.get_manifest(repository.with_digest(child))
         where = f"{repository.name}@{manifest.digest} ({entry.platform})"
         if manifest.is_index:
@@ -180,6 +186,17 @@ def resolve_entry(client: RegistryClient, repository: Reference, entry: IndexEnt
         platform=index_platform(entry.platform, config, where),
         os_version=config.get("os.version") or None,
         os_features=tuple(str(f) for f in features),
+        attestations=attestations,
+    )
+
+
+def attestations_of(index: Mapping[str, Any], subject: str) -> tuple[Mapping[str, Any], ...]:
+    """The attestation manifests of ``index`` that describe the image ``subject``."""
+    return tuple(
+        d for d in index.get("manifests") or []
+        if isinstance(d, dict) and isinstance(d.get("annotations"), dict)
+        and d["annotations"].get(ATTESTATION_ANNOTATION) == "attestation-manifest"
+        and d["annotations"].get(ATTESTATION_SUBJECT) == subject
     )
 
 
@@ -195,12 +212,13 @@ def render_index(
         if key in seen:
             raise RegistryError(f"platform {child.platform} appears twice: {seen[key].digest} and {child.digest}")
         seen[key] = child
-    docker_list = not annotations and all(c.media_type == DOCKER_MANIFEST for c in children)
+    docker_list = not annotations and all(c.media_type == DOCKER_MANIFEST and not c.attestations for c in children)
     media_type = DOCKER_MANIFEST_LIST if docker_list else OCI_INDEX
     document: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": media_type,
-        "manifests": [_descriptor(child) for child in children],
+        "manifests": [_descriptor(child) for child in children]
+        + [dict(a) for child in children for a in child.attestations],
     }
     if annotations:
         document["annotations"] = {key: annotations[key] for key in sorted(annotations)}

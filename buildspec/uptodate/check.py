@@ -26,7 +26,7 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec.errors import BuildspecError, RegistryError
 from buildspec.evaluate import Image, Project, host
-from buildspec.jobs import build_request
+from buildspec.jobs import build_request, digest_sources
 from buildspec.platform import Platform
 from buildspec.registry.client import Manifest, RegistryClient
 from buildspec.registry.index import select_child
@@ -126,7 +126,7 @@ class Checker:
         """``pins``: image() name -> ``repo@digest``; None when a dependency is still to be
         built (it then builds too)."""
         if pins is None:
-            missing = sorted({pin.target for p in platforms for pin in image.pins(p)})
+            missing = sorted({name for p in platforms for name in digest_sources(self.project, image, p)})
             return Verdict(False, reasons=tuple(f"image({name}) will be rebuilt" for name in missing))
         inputs: dict[str, Inputs] = {}
         digests: dict[str, str] = {}
@@ -141,6 +141,9 @@ class Checker:
             inputs[where] = found
             if self.always:
                 reasons[where] = ["-B (--always-make)"]
+                continue
+            if image.build_options.no_cache:  # bake's no-cache: nothing reused, this level included
+                reasons[where] = ["no_cache = true"]
                 continue
             try:
                 hit = self._ask(image.repository, functools.partial(records.find, self.client, image.repository,
@@ -213,13 +216,13 @@ def plan_verdicts(project: Project, graph: nx.DiGraph[str], checker: Checker) ->
         platforms = graphs.platforms_of(attrs)
         pins: dict[str, str] | None = {}
         for platform in platforms:
-            for pin in image.pins(platform):
-                dependency = verdicts.get(graphs.build_node(graph, pin.target, platform))
+            for name in digest_sources(project, image, platform):  # image() pins and needs' contexts
+                dependency = verdicts.get(graphs.build_node(graph, name, platform))
                 digest = dependency.digests.get(str(platform)) if dependency and dependency.fresh else None
                 if digest is None or pins is None:
                     pins = None
                     break
-                pins[pin.target] = f"{project.images[pin.target].repository}@{digest}"
+                pins[name] = f"{project.images[name].repository}@{digest}"
         return checker.check(image, platforms, pins)
 
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="uptodate") as pool:

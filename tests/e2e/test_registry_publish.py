@@ -176,7 +176,7 @@ def test_docker_and_oci_mixture_makes_an_oci_index(
     ]
 
 
-def test_buildx_index_with_provenance_is_unwrapped(
+def test_buildx_index_with_provenance_is_unwrapped_and_keeps_its_attestation(
     client: RegistryClient, env: Mapping[str, str], unique_repo: str, tmp_path: Path
 ) -> None:
     context = tmp_path / "context"
@@ -191,8 +191,11 @@ def test_buildx_index_with_provenance_is_unwrapped(
     assert json.loads(pushed_body)["mediaType"] == OCI_INDEX  # image + attestation
     (image,) = [m for m in platforms_of(pushed_body) if m[0] == "linux/arm64"]
 
+    (attestation,) = [m for m in platforms_of(pushed_body) if m[0] == "unknown/unknown"]
+
     published = publish_index(client, unique_repo, [IndexEntry(Platform.parse("linux/arm64"), pushed)], ["1"])
-    assert platforms_of(raw(f"{unique_repo}:1")) == [image]
+    # The image is listed once, for its platform; its attestation follows it, as buildx lays it out.
+    assert platforms_of(raw(f"{unique_repo}:1")) == [image, attestation]
     assert published.manifests == (("linux/arm64", image[2]),)
 
 

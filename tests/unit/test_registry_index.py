@@ -218,3 +218,24 @@ def test_windows_os_version_distinguishes_images() -> None:
 def test_empty_index_is_refused() -> None:
     with pytest.raises(RegistryError, match="at least one"):
         render_index([])
+
+
+def test_attestations_follow_all_platform_images_and_force_an_oci_index() -> None:
+    from buildspec.registry.index import attestations_of
+
+    def attestation(n: int, subject: str) -> dict[str, Any]:
+        return {"mediaType": OCI_MANIFEST, "digest": digest(n), "size": 800,
+                "platform": {"architecture": "unknown", "os": "unknown"},
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                "vnd.docker.reference.digest": subject}}
+
+    buildx_index = {"manifests": [{"mediaType": DOCKER_MANIFEST, "digest": digest(1), "size": 501,
+                                   "platform": {"architecture": "amd64", "os": "linux"}},
+                                  attestation(11, digest(1)), attestation(12, digest(9))]}
+    assert attestations_of(buildx_index, digest(1)) == (attestation(11, digest(1)),)
+    media_type, body = render_index([child("linux/amd64", 1, attestations=(attestation(11, digest(1)),)),
+                                     child("linux/arm64", 2, attestations=(attestation(12, digest(2)),))])
+    document = json.loads(body)
+    assert media_type == OCI_INDEX  # a Docker manifest list cannot hold attestations
+    assert [m["digest"] for m in document["manifests"]] == [digest(1), digest(2), digest(11), digest(12)]
+    assert document["manifests"][2] == attestation(11, digest(1))

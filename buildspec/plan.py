@@ -133,7 +133,7 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
         if options.explain:
             entry["tag_decisions"] = [
                 {"template": d.template, "condition": d.condition, "values": dict(d.values),
-                 "tag": d.tag, "reason": d.reason}
+                 "tag": d.tag, "reason": d.reason, **({"options": d.options} if d.options else {})}
                 for d in image.tag_decisions
             ]
         data["images"].append(entry)
@@ -273,7 +273,7 @@ def _render_explain(console: Any, project: Project, graph: nx.DiGraph[str]) -> N
         rows: list[tuple[str, str, str, str, bool]] = [
             (
                 f"+ {d.tag}" if d.tag else f"- {d.reason}",
-                f'"{d.template}"',
+                f'"{d.template}"' + (f" [{d.options}]" if d.options else ""),
                 f"if {d.condition}" if d.condition else "",
                 ", ".join(f"{k}={v}" for k, v in d.values.items()),
                 d.tag is not None,

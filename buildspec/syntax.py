@@ -108,10 +108,20 @@ class NamedAssign:
 
 
 @dataclass(frozen=True, slots=True)
+class TagOption:
+    """``prefix = "pr-"`` or a bare flag (``latest``) in a tag line's ``[...]``."""
+
+    name: str
+    value: Value | None
+    span: Span  # of the name
+
+
+@dataclass(frozen=True, slots=True)
 class TagLine:
     template: Str
     condition: Condition | None
     span: Span
+    options: tuple[TagOption, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +188,16 @@ class _ToNodes(Transformer[Token, Any]):
         )
 
     def tag_line(self, items: list[Any]) -> TagLine:
-        template, condition = items
-        return TagLine(template, condition, template.span)
+        template, options, condition = items
+        return TagLine(template, condition, template.span, tuple(options or ()))
+
+    def tag_options(self, items: list[Any]) -> tuple[TagOption, ...]:
+        _bracket, *options = items
+        return tuple(o for o in options if o is not None)
+
+    def tag_option(self, items: list[Any]) -> TagOption:
+        name, value = items
+        return TagOption(str(name), value, self._span(name))
 
     def word(self, items: list[Token]) -> Word:
         return Word(str(items[0]), self._span(items[0]))

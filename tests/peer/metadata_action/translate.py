@@ -173,7 +173,18 @@ def js_regex(pattern: str) -> str:
 
 
 def bf_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A Buildfile string literal. A backslash stays as written unless it would start an
+    escape (\\n, \\t, \\", \\\\) or end the string, as docs/language.md reads strings:
+    so a regex reads as written (``"v(\\d.\\d)"``)."""
+    out = []
+    for i, char in enumerate(text):
+        if char == '"':
+            out.append('\\"')
+        elif char == "\\" and (i + 1 == len(text) or text[i + 1] in 'nt"\\'):
+            out.append("\\\\")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 # ------------------------------------------------------------------ the mapping

@@ -104,6 +104,7 @@ def build_request(
         builder=image.builder,
         cache_repo=image.cache,
         platforms=merged,
+        push=bool(image.tags),
     )
 
 
@@ -138,6 +139,8 @@ def bake_calls(
         if attrs["kind"] != "build" or len(graphs.platforms_of(attrs)) < 2 or node in skip:
             return None
         image = project.images[attrs["image"]]
+        if not image.tags:  # built without pushing: no digest to read from a bake
+            return None
         return (image.builder or "") if isinstance(backends[image.name][0], BuildxBackend) else None
 
     calls: dict[str, BakeCall] = {}

@@ -219,8 +219,8 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
         backend, why = options.backends.get(name, (None, ""))
         backend_name = backend.name if backend else "?"
         reasons.setdefault(f"{backend_name}: {why}", "")
-        table.add_row(name, "\n".join(image.repositories), ", ".join(map(str, image.platforms)), ", ".join(image.tags),
-                      backend_name)
+        tags = ", ".join(image.tags) if image.tags else "(none: built, not pushed)"
+        table.add_row(name, "\n".join(image.repositories), ", ".join(map(str, image.platforms)), tags, backend_name)
     console.print(table)
     for reason in reasons:
         console.print(f"backend   {escape(reason)}")
@@ -236,6 +236,8 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
             if attrs["kind"] == "build":
                 image = project.images[attrs["image"]]
                 push = f"{image.repository}:" + ", ".join(image.platform_tags[p] for p in graphs.platforms_of(attrs))
+                if not image.tags:
+                    push = "built, not pushed (no tags)"
                 call = batch_of.get(node)
                 if call is not None and node == next(iter(call.requests)):
                     console.print(f"    {call.batch}  [dim]one docker buildx bake for {len(call.requests)} "
@@ -256,7 +258,9 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
             else:
                 image = project.images[attrs["image"]]
                 later = "  (by digest; the tags step moves the tags)" if graphs.TAGS_NODE in graph else ""
-                for repository in image.repositories:
+                if not image.tags:
+                    console.print(f"    {node}  [dim]-> nothing to publish (no tags)[/dim]")
+                for repository in image.repositories if image.tags else ():
                     console.print(f"    {node}  [dim]-> index {repository} : {', '.join(image.tags)}{later}[/dim]")
                     node = " " * len(node)
     if options.explain:

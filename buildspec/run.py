@@ -142,7 +142,9 @@ def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryC
     unreachable registry fails the run here, with the registry's own message,
     before anything is built or pushed. At most 8 requests at once; the first error
     (in the images' order) is the one raised."""
-    repositories = dict.fromkeys(r for name in graphs.images_in(plan) for r in project.images[name].repositories)
+    # An image without tags pushes nothing, so its repositories need not even be reachable.
+    repositories = dict.fromkeys(r for name in graphs.images_in(plan) if project.images[name].tags
+                                 for r in project.images[name].repositories)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="preflight") as pool:
         for _ in pool.map(client.check_access, repositories):
             pass
@@ -308,6 +310,9 @@ def _build_action(
                 status = ctx.run(argv)
             if status != 0:
                 return Outcome(False, f"{argv[0]} {argv[1] if len(argv) > 1 else ''} exited with {status}")
+        if not request.push:
+            ctx.log(f"built {image.name} for {', '.join(map(str, platforms))}; not pushed: it has no tags here")
+            return Outcome(True, "built, not pushed (no tags)")
         return _pushed(ctx, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
 
     return action
@@ -382,6 +387,9 @@ def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient
     annotations = {k: v for k, v in image.labels.items() if k.startswith(ANNOTATED_LABELS)}
 
     def action(ctx: TaskContext) -> Outcome:
+        if not image.tags:
+            ctx.log(f"{image.name} has no tags here: nothing to publish")
+            return Outcome(True, "nothing to publish (no tags)")
         entries = []
         for platform in image.platforms:
             try:

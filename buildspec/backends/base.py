@@ -34,6 +34,8 @@ class BuildRequest:
     # Set only for a merged build (buildx): one call builds all of these platforms and
     # pushes an index under push_ref; ``platform`` is then the first of them.
     platforms: tuple[Platform, ...] = ()
+    # False for an image that has no tags here: build it, push nothing (push_ref is then a local name).
+    push: bool = True
 
 
 class Backend(Protocol):

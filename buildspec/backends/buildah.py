@@ -81,6 +81,8 @@ class BuildahBackend:
 
         push = [*base, "push", *tls, "--digestfile", str(request.workdir / DIGEST_FILE)]
         push += [request.push_ref, f"docker://{request.push_ref}"]
+        if not request.push:  # an image without tags: build only
+            return [bud, [*base, "rmi", "--all", "--force"]]
         return [bud, push, [*base, "rmi", "--all", "--force"]]
 
     def is_push_step(self, argv: Sequence[str]) -> bool:

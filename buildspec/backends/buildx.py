@@ -80,7 +80,8 @@ class BuildxBackend:
             cache_ref = cache_ref_for(request)
             argv += ["--cache-from", f"type=registry,ref={cache_ref}"]
             argv += ["--cache-to", f"type=registry,ref={cache_ref},mode=max"]
-        argv += ["--tag", request.push_ref, "--push"]
+        # Nothing to push (an image without tags): build, and keep only the build cache.
+        argv += ["--tag", request.push_ref, "--push"] if request.push else ["--output", "type=cacheonly"]
         argv += ["--metadata-file", str(request.workdir / METADATA_FILE)]
         argv += ["--progress=plain", str(request.context)]
         return [argv]

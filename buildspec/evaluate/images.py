@@ -206,6 +206,7 @@ NO_TAGS = ("build", "error")
 
 def _no_tags(decl: ImageDecl, file: _FileScope) -> str:
     """``no_tags``: the image's, else the file's; ``build`` (the default) or ``error``."""
+    span: Span | None
     if "no_tags" in decl.attributes:
         value = decl.attributes["no_tags"].value
         span = value.span

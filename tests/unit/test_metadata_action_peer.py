@@ -128,7 +128,6 @@ def test_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """128 rows; the ones that translate, pass, and differ on purpose, as the issue's note gives them."""
     translated = passed = 0
     for index, row in enumerate(ROWS):
-        rid = row_id(row)
         if not (HERE / "fixtures" / row["env"]).exists():
             continue
         try:

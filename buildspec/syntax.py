@@ -615,6 +615,8 @@ def _unexpected_token(e: UnexpectedToken, token: Token, text: str, file: str) ->
         if not any(t.text == "if" and t.line == (previous or here).line for t in tokens[max(i - 40, 0) : i]):
             expected -= {"EQ", "NE"}  # comparisons only come after `if`
         hint = _hint_for(token, expected, inner)
+        if here.text == "[" and any(t.text == "if" and t.line == here.line for t in tokens[max(i - 40, 0) : i]):
+            hint = 'options come before the condition:  "{version}" [latest] if version.stable'
         if token.type == "STRING" and "NAME" in expected and previous is not None \
                 and previous.text in ("image", "tags", "group"):
             hint = f"write the name without quotes: {previous.text} {here.text.strip(chr(34))}"
@@ -637,7 +639,7 @@ def _incomplete(words: list[_Tok], in_tags_block: bool, file: str) -> BuildfileE
     if len(words) == 2 and words[0].text in ("image", "tags"):
         hint = f"open the block on the same line: {shown} {{"
     elif in_tags_block:
-        hint = 'a tags block holds one "TEMPLATE" per line, optionally followed by: if CONDITION'
+        hint = 'a tags block holds one "TEMPLATE" per line, optionally followed by [OPTIONS] and if CONDITION'
     else:
         hint = "a statement is NAME = VALUE or NAME { ... }"
     span = Span(file, words[0].line, words[0].column, words[-1].column + len(words[-1].text))

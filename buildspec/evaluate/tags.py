@@ -149,12 +149,13 @@ def _tags(
         problem = validate_tag(latest)
         if problem:
             raise BuildfileError(problem, auto_latest.template.span)
-        origin = f"[latest] of {auto_latest.template.raw}, the line of the first tag"
+        # Shown by --explain as the condition that added it.
+        origin = f"the first tag's line has [latest] ({auto_latest.template.raw})"
         if latest in tags:
-            decisions.append(TagDecision("latest", None, {}, None, f"duplicate of {latest}", origin))
+            decisions.append(TagDecision("latest", origin, {}, None, f"duplicate of {latest}"))
         else:
             tags.append(latest)
-            decisions.append(TagDecision("latest", None, {}, latest, "added", origin))
+            decisions.append(TagDecision("latest", origin, {}, latest, "added"))
     return tuple(tags), tuple(decisions)
 
 

@@ -106,9 +106,9 @@ def test_latest_is_not_added_twice(tmp_path: Path) -> None:
 def test_explain_shows_the_options_and_where_latest_came_from(tmp_path: Path) -> None:
     text = REG + 'image app {\n tags { "{version}" [latest, prefix = "v"] if version.stable }\n}\n'
     decisions = project(tmp_path, text, github(tmp_path, "refs/tags/1.0.0")).images["app"].tag_decisions
-    assert [(d.template, d.options, d.tag, d.reason) for d in decisions] == [
-        ("{version}", 'prefix = "v", latest', "v1.0.0", "added"),
-        ("latest", '[latest] of "{version}", the line of the first tag', "latest", "added"),
+    assert [(d.template, d.options, d.condition, d.tag, d.reason) for d in decisions] == [
+        ("{version}", 'prefix = "v", latest', "version.stable", "v1.0.0", "added"),
+        ("latest", "", """the first tag's line has [latest] ("{version}")""", "latest", "added"),
     ]
 
 

@@ -291,7 +291,7 @@ def _build_action(
         for reason in verdict.reasons:
             ctx.log(f"will build: {reason}")
         outcome = build(ctx, pins)
-        if outcome.ok:
+        if outcome.ok and image.tags:  # an image without tags pushed nothing to record a key for
             _record(ctx, shared, image, pins, verdict, outcome)
             outcome = Outcome(True, outcome.detail, {**outcome.data, "fresh": "built", "reasons": verdict.reasons})
         return outcome

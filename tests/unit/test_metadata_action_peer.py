@@ -83,18 +83,21 @@ def fixture_environ(row: dict[str, Any], tmp: Path) -> dict[str, str]:
     return environ
 
 
-def buildspec_tags(row: dict[str, Any], tmp: Path) -> list[str]:
+def buildspec_tags(row: dict[str, Any], tmp: Path) -> tuple[list[str], tuple[str, ...]]:
+    """The image's tags and its repositories (metadata-action's ``images``)."""
     text = translate(row["images"], row["tags"], row["flavor"], DEFAULT_BRANCH)
     (tmp / "Dockerfile").write_text("FROM scratch\n")
     (tmp / "Buildfile").write_text(text)
     project, _ = load(tmp / "Buildfile", None, fixture_environ(row, tmp))
-    return list(project.images["app"].tags)
+    image = project.images["app"]
+    return list(image.tags), image.repositories
 
 
-def as_metadata_action_lists(row: dict[str, Any], tags: list[str]) -> list[str]:
-    """metadata-action lists every tag under each enabled image (lowercased), image after image."""
-    names = [i.split(",")[0].lower() for i in row["images"] if "enable=false" not in i]
-    return [f"{name}:{tag}" for name in names for tag in tags] if names else tags
+def as_metadata_action_lists(row: dict[str, Any], result: tuple[list[str], tuple[str, ...]]) -> list[str]:
+    """metadata-action lists every tag under each image, image after image; with
+    ``images: []``, the bare tags."""
+    tags, repositories = result
+    return [f"{r}:{tag}" for r in repositories for tag in tags] if row["images"] else tags
 
 
 @pytest.fixture(autouse=True)
@@ -115,13 +118,13 @@ def test_row(row: dict[str, Any], tmp_path: Path) -> None:
         with pytest.raises(Untranslatable, match=re.escape(reason)):
             translate(row["images"], row["tags"], row["flavor"], DEFAULT_BRANCH)
         return
-    tags = buildspec_tags(row, tmp_path)
+    result = buildspec_tags(row, tmp_path)
     if rid in DIFFERENCES:
         _, pinned = DIFFERENCES[rid]
-        assert tags == pinned
-        assert as_metadata_action_lists(row, tags) != row["expected"]
+        assert result[0] == pinned
+        assert as_metadata_action_lists(row, result) != row["expected"]
         return
-    assert as_metadata_action_lists(row, tags) == row["expected"]
+    assert as_metadata_action_lists(row, result) == row["expected"]
 
 
 def test_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,11 +136,11 @@ def test_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         try:
             folder = tmp_path / str(index)
             folder.mkdir()
-            tags = buildspec_tags(row, folder)
+            result = buildspec_tags(row, folder)
         except Untranslatable:
             continue
         translated += 1
-        passed += as_metadata_action_lists(row, tags) == row["expected"]
+        passed += as_metadata_action_lists(row, result) == row["expected"]
     counts = {"rows": len(ROWS), "translate": translated, "pass": passed, "differences": len(DIFFERENCES)}
     with capsys.disabled():
         print(f"\nmetadata-action meta.test.ts peer table: {counts}")

@@ -306,14 +306,11 @@ def parse_flavor(lines: Sequence[str]) -> Flavor:
     return flavor
 
 
-def repository_of(images: Sequence[str]) -> str:
-    """The first enabled image (metadata-action lowercases image names); every image gets
-    the same tags, so one repository stands for all (several are issue 13's)."""
-    for image in images:
-        name, _, rest = image.partition(",")
-        if "enable=false" not in rest:
-            return name.lower()
-    return PLACEHOLDER_REPOSITORY
+def repositories_of(images: Sequence[str]) -> list[str]:
+    """The enabled images, lowercased as metadata-action does (``images: []``: a placeholder,
+    the row then compares bare tags)."""
+    names = [name.lower() for name, _, rest in (i.partition(",") for i in images) if "enable=false" not in rest]
+    return names or [PLACEHOLDER_REPOSITORY]
 
 
 def translate(images: Sequence[str], tags: Sequence[str], flavor_lines: Sequence[str],
@@ -335,7 +332,10 @@ def translate(images: Sequence[str], tags: Sequence[str], flavor_lines: Sequence
     for line in out.lines:
         latest = flavor.latest == "true" or (flavor.latest == "auto" and line.latest_eligible)
         body.append("    " + line.text(latest))
-    image = [f"    repository = {bf_string(repository_of(images))}", "    tags = meta"]
+    repositories = repositories_of(images)
+    written = bf_string(repositories[0]) if len(repositories) == 1 else \
+        "[" + ", ".join(bf_string(r) for r in repositories) + "]"
+    image = [f"    repository = {written}", "    tags = meta"]
     guards: list[str] = []
     for key, value in (("prefix", flavor.prefix), ("suffix", flavor.suffix)):
         if value:

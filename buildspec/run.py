@@ -421,7 +421,8 @@ def _tags_action(manifests: Sequence[str], client: RegistryClient) -> Callable[[
     """Atomic publishing's last step: every index is in its registries; move every tag."""
 
     def action(ctx: TaskContext) -> Outcome:
-        staged = [ctx.results_of(node).data["staged"] for node in manifests]
+        # An image without tags staged nothing (its manifest step published nothing).
+        staged = [data["staged"] for node in manifests if "staged" in (data := ctx.results_of(node).data)]
         report = publish.move_tags(client, staged, ctx.log, cancelled=ctx.cancelled)  # type: ignore[arg-type]
         return Outcome(report.complete, report.summary(), {"tags": report})
 

@@ -135,3 +135,19 @@ def test_the_same_file_on_a_release_tag_publishes(tmp_path: Path, unique_repo: s
     result = run_cli(["run", "--backend", "buildx", "--progress", "plain"], cwd=folder, env=environment)
     assert result.code == 0, result
     assert tags_of(repository) == ["1.2.3", "1.2.3-linux-amd64", "latest"], result
+
+
+def test_beside_an_image_that_has_tags_only_that_one_is_published(
+    tmp_path: Path, unique_repo: str, env: object
+) -> None:
+    """Atomic publishing with one image that publishes and one that has no tags in this PR."""
+    need_tools("docker", "skopeo")
+    folder = project(tmp_path, env.base_image, platforms="linux/amd64")  # type: ignore[attr-defined]
+    with (folder / "Buildfile").open("a") as f:
+        f.write('\nimage preview {\n    tags { "pr-{git.pr}" if git.pr }\n}\n')
+    result = run_cli(["run", "--backend", "buildx", "--progress", "plain"], cwd=folder,
+                     env=environ(tmp_path, f"{unique_repo}/app"))
+    assert result.code == 0, result
+    assert tags_of(f"{unique_repo}/app") == [], result
+    assert tags_of(f"{unique_repo}/preview") == ["pr-15", "pr-15-linux-amd64"], result
+    assert result.stdout.startswith(f"{unique_repo}/preview:pr-15@sha256:"), result

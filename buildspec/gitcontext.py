@@ -55,7 +55,13 @@ Rules and choices:
 * ``pr``: GitHub: the number in ``refs/pull/N/merge``, or the payload's in
   ``pull_request*`` runs (``pull_request_target``, whose ``GITHUB_REF`` is the
   base branch, counts as a PR, as metadata-action treats it); GitLab: the
-  merge request IID. ``base_ref``/``head_ref`` only in those pipelines.
+  merge request IID. ``base_ref``/``head_ref`` only in those pipelines, except that
+  a GitHub tag push's ``base_ref`` is the payload's (the branch the tag came from),
+  as metadata-action's ``{{base_ref}}``.
+* ``pr_head_sha``: the request's head commit (GitHub payload ``pull_request.head.sha``,
+  GitLab ``CI_MERGE_REQUEST_SOURCE_BRANCH_SHA``). With
+  ``DOCKER_METADATA_PR_HEAD_SHA=true`` (metadata-action's switch) a GitHub PR's
+  ``sha`` is that commit instead of GitHub's merge commit.
 * The repository only fills in what the CI does not say (tag at the commit,
   commit date) when its HEAD is the very commit the CI names; with no CI it is
   the only source. ``dirty`` always comes from the working tree.
@@ -127,6 +133,7 @@ class GitContext:
     event: str | None
     source: str  # "local" | "github" | "gitlab" | "none"
     tags: tuple[str, ...] = ()  # every tag at the commit, sorted; ``tag`` is the chosen one
+    pr_head_sha: str | None = None  # the pull/merge request's head commit (not the merge commit)
 
     @property
     def ref_type(self) -> str | None:
@@ -151,6 +158,7 @@ class GitContext:
             "pr": self.pr,
             "base_ref": self.base_ref,
             "head_ref": self.head_ref,
+            "pr_head_sha": self.pr_head_sha,
             "event": self.event,
             "ref_type": self.ref_type,
             "remote_url": self.remote_url,
@@ -228,6 +236,7 @@ def read_git_context(
         pr=pr,
         base_ref=ci.base_ref if ci else None,
         head_ref=ci.head_ref if ci else None,
+        pr_head_sha=ci.pr_head_sha if ci else None,
         remote_url=(ci.remote_url if ci else None) or (local.remote_url if local else None),
         event=ci.event if ci else None,
         source=ci.source if ci else ("local" if local is not None else "none"),
@@ -458,6 +467,7 @@ class _CI:
     default_branch: str | None = None
     remote_url: str | None = None
     commit_date: str | None = None
+    pr_head_sha: str | None = None
 
 
 def _get(environ: Mapping[str, str], name: str) -> str | None:
@@ -520,14 +530,24 @@ def _read_github(environ: Mapping[str, str]) -> _CI:
     head_ref = _get(environ, "GITHUB_HEAD_REF")
     base_ref = _get(environ, "GITHUB_BASE_REF")
     is_pr = head_ref is not None or pr is not None or (event or "").startswith("pull_request")
+    pr_head_sha = None
     if is_pr:
         head_ref = head_ref or _str_or_none(_dig(payload, "pull_request", "head", "ref"))
         base_ref = base_ref or _str_or_none(_dig(payload, "pull_request", "base", "ref"))
         pr = pr or _str_or_none(_dig(payload, "pull_request", "number")) or _str_or_none(payload.get("number"))
+        pr_head_sha = _str_or_none(_dig(payload, "pull_request", "head", "sha"))
         if head_ref is not None:
             branch, tag, ref_known = head_ref, None, True
+        # metadata-action's opt-in: the PR's head commit instead of GitHub's merge commit.
+        if pr_head_sha is not None and (_get(environ, "DOCKER_METADATA_PR_HEAD_SHA") or "").lower() == "true":
+            sha = pr_head_sha
     else:
-        head_ref = base_ref = None
+        head_ref = None
+        # A tag push: the payload's base_ref is the branch the tag was pushed from (metadata-action's {{base_ref}}).
+        base_ref = None
+        payload_base = _str_or_none(payload.get("base_ref"))
+        if tag is not None and payload_base is not None:
+            base_ref = payload_base.removeprefix("refs/heads/")
 
     default = _str_or_none(_dig(payload, "repository", "default_branch"))
     if default is None and event == "schedule" and branch is not None:
@@ -560,6 +580,7 @@ def _read_github(environ: Mapping[str, str]) -> _CI:
         default_branch=default,
         remote_url=remote_url,
         commit_date=commit_date,
+        pr_head_sha=pr_head_sha,
     )
 
 
@@ -591,6 +612,8 @@ def _read_gitlab(environ: Mapping[str, str]) -> _CI:
         ref_known = branch is not None
     if pr is None:
         head_ref = base_ref = None
+    # Set in merged-results pipelines, where CI_COMMIT_SHA is the merge commit.
+    pr_head_sha = _get(environ, "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA") if pr is not None else None
 
     source = _get(environ, "CI_PIPELINE_SOURCE")
     event = "tag" if source == "push" and tag is not None else _GITLAB_EVENTS.get(source or "", source)
@@ -608,4 +631,5 @@ def _read_gitlab(environ: Mapping[str, str]) -> _CI:
         default_branch=_get(environ, "CI_DEFAULT_BRANCH"),
         remote_url=normalize_remote_url(_get(environ, "CI_PROJECT_URL") or ""),
         commit_date=_iso_to_utc(_get(environ, "CI_COMMIT_TIMESTAMP")),
+        pr_head_sha=pr_head_sha,
     )

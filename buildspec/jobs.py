@@ -117,6 +117,7 @@ def build_request(
         platforms=merged,
         **request_fields(project, image, platform, pins, layouts),
         oci_layout=local_layout(state_dir, image.name, platform) if local else None,
+        push=bool(image.tags),
     )
 
 
@@ -173,6 +174,8 @@ def bake_calls(
             return None
         image = project.images[attrs["image"]]
         if image.build_options.used():  # built alone: bake files carry only the basic settings
+            return None
+        if not image.tags:  # built without pushing: no digest to read from a bake
             return None
         return (image.builder or "") if isinstance(backends[image.name][0], BuildxBackend) else None
 

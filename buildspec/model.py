@@ -23,6 +23,7 @@ from buildspec.syntax import (
     SourceFile,
     Str,
     TagLine,
+    TagOption,
     Value,
     Word,
 )
@@ -38,6 +39,7 @@ SETTINGS = {
     "default_branch": "the default branch when neither the CI nor origin/HEAD says",
     "short_sha_length": "length of git.short_sha (default 7)",
     "publish": "atomic (default) or eager",
+    "no_tags": "what an image whose tag lines all drop does: build (default: build, push nothing) or error",
     "builder": "the buildx builder to use",
     "kaniko_executor": "path of the kaniko executor binary",
     "kaniko_image": "kaniko executor image for container mode",
@@ -52,6 +54,7 @@ SIMPLE_ATTRIBUTES = (
     "prefix",
     "suffix",
     "affix_latest",
+    "no_tags",
     "needs",
     "name",
     "backend",
@@ -89,10 +92,21 @@ class Variable:
     span: Span
 
 
+TAG_OPTIONS = {
+    "prefix": "replaces the image's prefix on this line",
+    "suffix": "replaces the image's suffix on this line",
+    "latest": "when this line gives the image's first tag, 'latest' is added after the last tag",
+}
+
+
 @dataclass(frozen=True)
 class TagTemplate:
     template: Str
     condition: Condition | None
+    # A line's own prefix/suffix (even "") replaces the image's, as metadata-action's per-entry ones do.
+    prefix: Str | None = None
+    suffix: Str | None = None
+    latest: bool = False  # metadata-action's latest=auto, per line: see TAG_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -241,8 +255,34 @@ def _scheme(block: Block, name: str | None) -> TagScheme:
                 span,
                 hint='for example:  "{version}"  if version.stable',
             )
-        templates.append(TagTemplate(item.template, item.condition))
+        templates.append(_tag_template(item))
     return TagScheme(name, tuple(templates), block.label_span or block.span)
+
+
+def _tag_template(item: TagLine) -> TagTemplate:
+    given: dict[str, TagOption] = {}
+    for option in item.options:
+        if option.name not in TAG_OPTIONS:
+            raise BuildfileError(f"unknown tag option '{option.name}'", option.span,
+                                 hint=did_you_mean(option.name, TAG_OPTIONS)
+                                 or "tag options: " + ", ".join(TAG_OPTIONS))
+        if option.name in given:
+            _duplicate("tag option", option.name, option.span, given[option.name].span)
+        given[option.name] = option
+        if option.name == "latest":
+            if option.value is not None:
+                raise BuildfileError("latest is a flag and takes no value", option.span,
+                                     hint='write  "{version}" [latest] if version.stable')
+        elif not isinstance(option.value, Str):
+            raise BuildfileError(f"{option.name} takes a string: [{option.name} = \"...\"]", option.span)
+    prefix, suffix = given.get("prefix"), given.get("suffix")
+    return TagTemplate(
+        item.template,
+        item.condition,
+        prefix=prefix.value if prefix is not None and isinstance(prefix.value, Str) else None,
+        suffix=suffix.value if suffix is not None and isinstance(suffix.value, Str) else None,
+        latest="latest" in given,
+    )
 
 
 def _entries(block: Block) -> tuple[Entry, ...]:

@@ -139,7 +139,7 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
         if options.explain:
             entry["tag_decisions"] = [
                 {"template": d.template, "condition": d.condition, "values": dict(d.values),
-                 "tag": d.tag, "reason": d.reason}
+                 "tag": d.tag, "reason": d.reason, **({"options": d.options} if d.options else {})}
                 for d in image.tag_decisions
             ]
         data["images"].append(entry)
@@ -225,8 +225,8 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
         backend, why = options.backends.get(name, (None, ""))
         backend_name = backend.name if backend else "?"
         reasons.setdefault(f"{backend_name}: {why}", "")
-        table.add_row(name, "\n".join(image.repositories), ", ".join(map(str, image.platforms)), ", ".join(image.tags),
-                      backend_name)
+        tags = ", ".join(image.tags) if image.tags else "(none: built, not pushed)"
+        table.add_row(name, "\n".join(image.repositories), ", ".join(map(str, image.platforms)), tags, backend_name)
     console.print(table)
     for reason in reasons:
         console.print(f"backend   {escape(reason)}")
@@ -242,7 +242,9 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
             if attrs["kind"] == "build":
                 image = project.images[attrs["image"]]
                 push = f"{image.repository}:" + ", ".join(image.platform_tags[p] for p in graphs.platforms_of(attrs))
-                if options.output is not None:  # nothing is pushed: the build writes an OCI layout
+                if not image.tags:
+                    push = "built, not pushed (no tags)"
+                elif options.output is not None:  # nothing is pushed: the build writes an OCI layout
                     push = "OCI layout " + ", ".join(str(local_layout(options.state_dir, image.name, p))
                                                      for p in graphs.platforms_of(attrs))
                 call = batch_of.get(node)
@@ -268,7 +270,9 @@ def render_text(project: Project, graph: nx.DiGraph[str], options: PlanOptions, 
                     console.print(f"    {node}  [dim]-> {escape(options.output.where(image))}[/dim]")
                     continue
                 later = "  (by digest; the tags step moves the tags)" if graphs.TAGS_NODE in graph else ""
-                for repository in image.repositories:
+                if not image.tags:
+                    console.print(f"    {node}  [dim]-> nothing to publish (no tags)[/dim]")
+                for repository in image.repositories if image.tags else ():
                     console.print(f"    {node}  [dim]-> index {repository} : {', '.join(image.tags)}{later}[/dim]")
                     node = " " * len(node)
     if options.explain:
@@ -285,7 +289,7 @@ def _render_explain(console: Any, project: Project, graph: nx.DiGraph[str]) -> N
         rows: list[tuple[str, str, str, str, bool]] = [
             (
                 f"+ {d.tag}" if d.tag else f"- {d.reason}",
-                f'"{d.template}"',
+                f'"{d.template}"' + (f" [{d.options}]" if d.options else ""),
                 f"if {d.condition}" if d.condition else "",
                 ", ".join(f"{k}={v}" for k, v in d.values.items()),
                 d.tag is not None,

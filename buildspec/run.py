@@ -148,7 +148,9 @@ def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryC
     unreachable registry fails the run here, with the registry's own message,
     before anything is built or pushed. At most 8 requests at once; the first error
     (in the images' order) is the one raised."""
-    repositories = dict.fromkeys(r for name in graphs.images_in(plan) for r in project.images[name].repositories)
+    # An image without tags pushes nothing, so its repositories need not even be reachable.
+    repositories = dict.fromkeys(r for name in graphs.images_in(plan) if project.images[name].tags
+                                 for r in project.images[name].repositories)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="preflight") as pool:
         for _ in pool.map(client.check_access, repositories):
             pass
@@ -306,7 +308,7 @@ def _build_action(
         for reason in verdict.reasons:
             ctx.log(f"will build: {reason}")
         outcome = build(ctx, pins)
-        if outcome.ok:
+        if outcome.ok and image.tags:  # an image without tags pushed nothing to record a key for
             _record(ctx, shared, image, pins, verdict, outcome)
             outcome = Outcome(True, outcome.detail, {**outcome.data, "fresh": "built", "reasons": verdict.reasons})
         return outcome
@@ -329,6 +331,9 @@ def _build_action(
                 status = ctx.run(argv)
             if status != 0:
                 return Outcome(False, f"{argv[0]} {argv[1] if len(argv) > 1 else ''} exited with {status}")
+        if not request.push:
+            ctx.log(f"built {image.name} for {', '.join(map(str, platforms))}; not pushed: it has no tags here")
+            return Outcome(True, "built, not pushed (no tags)")
         return _pushed(ctx, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
 
     return action
@@ -404,6 +409,9 @@ def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient
     annotations.update(image.build_options.annotations)  # `annotations { }`: the manifests' and the index's
 
     def action(ctx: TaskContext) -> Outcome:
+        if not image.tags:
+            ctx.log(f"{image.name} has no tags here: nothing to publish")
+            return Outcome(True, "nothing to publish (no tags)")
         entries = []
         for platform in image.platforms:
             try:
@@ -435,7 +443,8 @@ def _tags_action(manifests: Sequence[str], client: RegistryClient) -> Callable[[
     """Atomic publishing's last step: every index is in its registries; move every tag."""
 
     def action(ctx: TaskContext) -> Outcome:
-        staged = [ctx.results_of(node).data["staged"] for node in manifests]
+        # An image without tags staged nothing (its manifest step published nothing).
+        staged = [data["staged"] for node in manifests if "staged" in (data := ctx.results_of(node).data)]
         report = publish.move_tags(client, staged, ctx.log, cancelled=ctx.cancelled)  # type: ignore[arg-type]
         return Outcome(report.complete, report.summary(), {"tags": report})
 

@@ -108,10 +108,20 @@ class NamedAssign:
 
 
 @dataclass(frozen=True, slots=True)
+class TagOption:
+    """``prefix = "pr-"`` or a bare flag (``latest``) in a tag line's ``[...]``."""
+
+    name: str
+    value: Value | None
+    span: Span  # of the name
+
+
+@dataclass(frozen=True, slots=True)
 class TagLine:
     template: Str
     condition: Condition | None
     span: Span
+    options: tuple[TagOption, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +188,16 @@ class _ToNodes(Transformer[Token, Any]):
         )
 
     def tag_line(self, items: list[Any]) -> TagLine:
-        template, condition = items
-        return TagLine(template, condition, template.span)
+        template, options, condition = items
+        return TagLine(template, condition, template.span, tuple(options or ()))
+
+    def tag_options(self, items: list[Any]) -> tuple[TagOption, ...]:
+        _bracket, *options = items
+        return tuple(o for o in options if o is not None)
+
+    def tag_option(self, items: list[Any]) -> TagOption:
+        name, value = items
+        return TagOption(str(name), value, self._span(name))
 
     def word(self, items: list[Token]) -> Word:
         return Word(str(items[0]), self._span(items[0]))
@@ -597,6 +615,8 @@ def _unexpected_token(e: UnexpectedToken, token: Token, text: str, file: str) ->
         if not any(t.text == "if" and t.line == (previous or here).line for t in tokens[max(i - 40, 0) : i]):
             expected -= {"EQ", "NE"}  # comparisons only come after `if`
         hint = _hint_for(token, expected, inner)
+        if here.text == "[" and any(t.text == "if" and t.line == here.line for t in tokens[max(i - 40, 0) : i]):
+            hint = 'options come before the condition:  "{version}" [latest] if version.stable'
         if token.type == "STRING" and "NAME" in expected and previous is not None \
                 and previous.text in ("image", "tags", "group"):
             hint = f"write the name without quotes: {previous.text} {here.text.strip(chr(34))}"
@@ -619,7 +639,7 @@ def _incomplete(words: list[_Tok], in_tags_block: bool, file: str) -> BuildfileE
     if len(words) == 2 and words[0].text in ("image", "tags"):
         hint = f"open the block on the same line: {shown} {{"
     elif in_tags_block:
-        hint = 'a tags block holds one "TEMPLATE" per line, optionally followed by: if CONDITION'
+        hint = 'a tags block holds one "TEMPLATE" per line, optionally followed by [OPTIONS] and if CONDITION'
     else:
         hint = "a statement is NAME = VALUE or NAME { ... }"
     span = Span(file, words[0].line, words[0].column, words[-1].column + len(words[-1].text))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from buildspec.errors import BuildfileError, Span
 from buildspec.model import did_you_mean
@@ -21,12 +22,17 @@ ScopeValue = str | bool | datetime | tuple[str, ...] | None
 Scope = Mapping[str, ScopeValue]
 
 _SLUG = re.compile(r"[^a-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FILTERS: dict[str, Callable[[str], str]] = {
     # A tag cannot start with '.' or '-': strip those at both ends, also after trimming.
     "slug": lambda s: _SLUG.sub("-", s.lower()).strip(".-")[:128].rstrip(".-"),
+    # docker/metadata-action's sanitizeTag: every run of characters a tag cannot hold becomes
+    # '-', the case is kept (Feature/Login -> Feature-Login).
+    "sanitize": lambda s: _UNSAFE.sub("-", s),
     "lower": str.lower,
     "upper": str.upper,
 }
+FILTER_HELP = "filters: slug, sanitize, lower, upper; for dates (date, git.commit_date) tz=ZONE and %-formats"
 _EXPRESSION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*((?:\|[^|}]*)*)$")
 
 
@@ -160,22 +166,51 @@ def render(template: Str, scope: Scope, seen: dict[str, str] | None = None) -> s
             if seen is not None:
                 seen[part.name] = "(unset)"
             raise UnsetName(part.name, _offset_span(template, part.offset, part.end))
-        text = raw = to_text(value)
-        for name in part.filters:
-            if name.startswith("%") and isinstance(value, datetime):
-                text = value.strftime(name)
-            elif name in FILTERS:
-                text = FILTERS[name](text)
-            else:
-                raise BuildfileError(
-                    f"unknown filter '{name}'",
-                    _offset_span(template, part.offset, part.end),
-                    hint=did_you_mean(name, FILTERS) or "filters: slug, lower, upper, and %-formats for date",
-                )
+        raw = to_text(value)
+        text = _apply_filters(part, value, template)
         if seen is not None:
             seen[part.name] = raw  # what the name held, before filters: that is what --explain shows
         out.append(text)
     return "".join(out)
+
+
+def _apply_filters(part: Field, value: ScopeValue, template: Str) -> str:
+    """Filters left to right. A date (``date``, or an ISO 8601 text such as
+    ``git.commit_date``) stays a date through ``tz=ZONE`` until a %-format or a text
+    filter makes it text; shown bare, a date is ``%Y%m%d``."""
+    current: str | datetime = value if isinstance(value, datetime) else to_text(value)
+
+    def error(message: str, hint: str | None = None) -> BuildfileError:
+        return BuildfileError(message, _offset_span(template, part.offset, part.end), hint=hint)
+
+    for name in part.filters:
+        if name.startswith("tz=") or name.startswith("%"):
+            when = current if isinstance(current, datetime) else _iso_date(current)
+            if when is None:
+                raise error(f"'{name}' formats a date, and {part.name} is not one here",
+                            hint="dates: date, git.commit_date")
+            if name.startswith("%"):
+                current = when.strftime(name)
+                continue
+            try:
+                current = when.astimezone(ZoneInfo(name.removeprefix("tz=").strip()))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise error(f"unknown time zone '{name.removeprefix('tz=')}'",
+                            hint="an IANA zone name, such as tz=Europe/Paris or tz=UTC") from None
+        elif name in FILTERS:
+            current = FILTERS[name](to_text(current))
+        else:
+            raise error(f"unknown filter '{name}'", hint=did_you_mean(name, FILTERS) or FILTER_HELP)
+    return to_text(current)
+
+
+def _iso_date(text: str) -> datetime | None:
+    """``2026-01-02T03:04:05Z`` (git.commit_date) as an aware datetime; None if not a date."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def render_or_error(template: Str, scope: Scope, what: str) -> str:

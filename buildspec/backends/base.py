@@ -67,6 +67,8 @@ class BuildRequest:
     # run --load / --output: write the image as an OCI layout into this folder instead of
     # pushing push_ref (outputs.py assembles each image's index from these).
     oci_layout: Path | None = None
+    # False for an image that has no tags here: build it, push nothing (push_ref is then a local name).
+    push: bool = True
 
 
 class Backend(Protocol):

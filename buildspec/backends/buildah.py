@@ -89,6 +89,8 @@ class BuildahBackend:
         # run --load / --output: into an OCI layout, which outputs.py assembles; nothing is pushed.
         destination = f"oci:{request.oci_layout}" if request.oci_layout is not None else f"docker://{request.push_ref}"
         push += [request.push_ref, destination]
+        if not request.push and request.oci_layout is None:  # an image without tags: build only
+            return [bud, [*base, "rmi", "--all", "--force"]]
         return [bud, push, [*base, "rmi", "--all", "--force"]]
 
     def is_push_step(self, argv: Sequence[str]) -> bool:

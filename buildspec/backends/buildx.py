@@ -92,8 +92,10 @@ class BuildxBackend:
             argv += ["--cache-to", cache]
         if request.oci_layout is not None:  # run --load / --output: nothing is pushed
             argv += ["--output", f"type=oci,dest={request.oci_layout},tar=false"]
-        else:
+        elif request.push:
             argv += ["--tag", request.push_ref, "--push"]
+        else:  # nothing to push (an image without tags): build, and keep only the build cache
+            argv += ["--output", "type=cacheonly"]
         argv += ["--metadata-file", str(request.workdir / METADATA_FILE)]
         argv += ["--progress=plain", str(request.context)]
         return [argv]

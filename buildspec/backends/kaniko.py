@@ -164,7 +164,8 @@ class KanikoBackend:
         target = request.platform.normalized()
         args = ["--context", f"dir://{context or request.context}"]
         args += ["--dockerfile", dockerfile or str(request.dockerfile)]
-        args += ["--destination", request.push_ref]
+        # An image without tags is built and not pushed (kaniko then needs no destination).
+        args += ["--destination", request.push_ref] if request.push else ["--no-push"]
         args += ["--custom-platform", str(target)]
         build_args = automatic_platform_args(target, self.build_platform)
         build_args.update(request.args)

@@ -109,6 +109,10 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
     if latest.wanted(_scheme_of(decl, buildfile)):
         scope["version.is_latest"] = latest(repository, prefix, suffix)
     tags, decisions = _tags(decl, buildfile, scope, functions, prefix, suffix, _affix_latest(decl))
+    if not tags and _no_tags(decl, file) == "error":
+        raise BuildfileError(f"image '{name}' resolves to no tags", decl.span,
+                             hint="every tag's condition is false here; add one that always applies, "
+                                  "or drop no_tags = error to build it without pushing")
     labels = _labels(decl, scope, name, tags, git)
     needs = _needs(decl)
 
@@ -119,8 +123,11 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
         raise BuildfileError("platform_tag is a string", tag_template.span)
     for platform in platforms:
         pscope = {**scope, **{f"platform.{k}": v for k, v in platform.template_values().items()},
-                  "platform": str(platform), "tag": tags[0]}
-        if tag_template is None:
+                  "platform": str(platform), "tag": tags[0] if tags else None}
+        if not tags:
+            # Built and never pushed (no tag applies here): a local name only, whatever platform_tag says.
+            ptag = untagged_platform_tag(name, platform)
+        elif tag_template is None:
             ptag = f"{tags[0]}-{platform.slug}"
             if len(ptag) > 128:
                 ptag = f"{tags[0][: 127 - len(platform.slug)]}-{platform.slug}"
@@ -199,6 +206,29 @@ def _repositories(decl: ImageDecl, buildfile: Buildfile, scope: Scope, name: str
         if any(repository == other for other, _ in found[:index]):
             raise BuildfileError(f"repository {repository} is listed twice", span, notes=notes)
     return tuple(repository for repository, _ in found)
+
+
+NO_TAGS = ("build", "error")
+
+
+def _no_tags(decl: ImageDecl, file: _FileScope) -> str:
+    """``no_tags``: the image's, else the file's; ``build`` (the default) or ``error``."""
+    span: Span | None
+    if "no_tags" in decl.attributes:
+        value = decl.attributes["no_tags"].value
+        span = value.span
+        text = value.text if isinstance(value, Word | Str) else None
+    else:
+        text = templates.to_text(file.scope.get("no_tags")) or "build"
+        span = next((v.value.span for v in file.buildfile.variables if v.name == "no_tags"), None)
+    if text not in NO_TAGS:
+        raise BuildfileError(f"no_tags is build or error, not '{text}'", span, hint=did_you_mean(text or "", NO_TAGS))
+    return text
+
+
+def untagged_platform_tag(name: str, platform: Platform) -> str:
+    """The local name of a per-platform build of an image that has no tags (never pushed)."""
+    return f"untagged-{name}-{platform.slug}"[:128]
 
 
 def _needs(decl: ImageDecl) -> tuple[tuple[str, Span], ...]:

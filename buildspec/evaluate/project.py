@@ -61,7 +61,8 @@ def evaluate(
     scope: dict[str, ScopeValue] = {f"git.{k}": v for k, v in git.as_template_values().items()}
     scope["registry"] = None
     scope["date"] = _now(environ)
-    functions = _functions(environ)
+    warnings: list[str] = []
+    functions = _functions(environ, warnings)
 
     version_scheme = "semver"
     for variable in buildfile.variables:
@@ -128,7 +129,7 @@ def evaluate(
         version=version,
         backend=backend,
         publish=publish,
-        notes=tuple(latest.notes),
+        notes=tuple(dict.fromkeys([*warnings, *latest.notes])),
     )
     groups = _resolve_groups(project)
     _check_references(project, groups)
@@ -164,7 +165,9 @@ def _now(environ: Mapping[str, str]) -> datetime:
     return datetime.now(UTC)
 
 
-def _functions(environ: Mapping[str, str]) -> dict[str, Callable[[Call, Scope], ScopeValue]]:
+def _functions(environ: Mapping[str, str], warnings: list[str]) -> dict[str, Callable[[Call, Scope], ScopeValue]]:
+    """``warnings`` collects what plan prints as notes (a match() group the pattern lacks)."""
+
     def env(call: Call, scope: Scope) -> ScopeValue:
         args = _string_args(call, scope, 1, 2, 'env("NAME", "default")')
         return environ.get(args[0], args[1] if len(args) > 1 else None)
@@ -192,7 +195,13 @@ def _functions(environ: Mapping[str, str]) -> dict[str, Callable[[Call, Scope], 
                 raise BuildfileError("match's group is a number", group_node[0].span)
             group = int(group_node[0].text)
         if group > pattern.groups:
-            raise BuildfileError(f"the pattern has {pattern.groups} group(s), not {group}", call.span)
+            # metadata-action warns and skips the entry; so does buildspec: the value is unset,
+            # which drops the tag lines that use it (their condition is false).
+            span = call.span
+            warnings.append(f"{span.file}:{span.line}:{span.column}: match(): the pattern "
+                            f"{pattern_node.raw} has {pattern.groups} group(s), not {group}; "
+                            "the value is unset, so the tags that use it are dropped")
+            return None
         found = pattern.search(subject)
         return found.group(group) if found and found.group(group) is not None else None
 

@@ -93,22 +93,32 @@ def _tags(
     decl: ImageDecl, buildfile: Buildfile, scope: Scope, functions: templates.Functions,
     prefix: str, suffix: str, affix_latest: bool,
 ) -> tuple[tuple[str, ...], tuple[TagDecision, ...]]:
+    """The image's tags in the order of its scheme's lines, and what each line did.
+
+    A line's own ``[prefix = ...]``/``[suffix = ...]`` replaces the image's (metadata-action's
+    per-entry prefix/suffix). ``[latest]`` on the line that gives the first tag adds
+    ``latest`` after the last one (metadata-action's ``latest=auto``). No tag at all is not
+    an error here: images.py decides (``no_tags``).
+    """
     scheme = _scheme_of(decl, buildfile)
     tags: list[str] = []
     decisions: list[TagDecision] = []
+    auto_latest: TagTemplate | None = None
     for item in scheme.templates:
         seen: dict[str, str] = {}
         condition = templates.condition_text(item.condition) if item.condition is not None else None
 
         def decide(tag: str | None, reason: str, item: TagTemplate = item,
                    seen: dict[str, str] = seen, condition: str | None = condition) -> None:
-            decisions.append(TagDecision(item.template.text, condition, dict(seen), tag, reason))
+            decisions.append(TagDecision(item.template.text, condition, dict(seen), tag, reason, _options_text(item)))
 
         if item.condition is not None and not templates.evaluate(item.condition, scope, functions, seen):
             decide(None, "condition false")
             continue
         try:
             tag = templates.render(item.template, scope, seen)
+            own_prefix = templates.render(item.prefix, scope, seen) if item.prefix is not None else None
+            own_suffix = templates.render(item.suffix, scope, seen) if item.suffix is not None else None
         except UnsetName as e:
             if item.condition is None:
                 raise BuildfileError(
@@ -117,8 +127,12 @@ def _tags(
                 ) from None
             decide(None, f"unset name {e.name}")
             continue
-        if tag != "latest" or affix_latest:
-            tag = f"{prefix}{tag}{suffix}"
+        affix = tag != "latest" or affix_latest
+        tag = "".join((
+            own_prefix if own_prefix is not None else prefix if affix else "",
+            tag,
+            own_suffix if own_suffix is not None else suffix if affix else "",
+        ))
         problem = validate_tag(tag)
         if problem:
             raise BuildfileError(problem, item.template.span,
@@ -126,12 +140,32 @@ def _tags(
         if tag in tags:
             decide(None, f"duplicate of {tag}")
             continue
+        if not tags and item.latest:
+            auto_latest = item
         tags.append(tag)
         decide(tag, "added")
-    if not tags:
-        raise BuildfileError(f"image '{scope['name']}' resolves to no tags", decl.span,
-                             hint="every tag's condition is false here; add one that always applies")
+    if auto_latest is not None:
+        latest = f"{prefix}latest{suffix}" if affix_latest else "latest"
+        problem = validate_tag(latest)
+        if problem:
+            raise BuildfileError(problem, auto_latest.template.span)
+        # Shown by --explain as the condition that added it.
+        origin = f"the first tag's line has [latest] ({auto_latest.template.raw})"
+        if latest in tags:
+            decisions.append(TagDecision("latest", origin, {}, None, f"duplicate of {latest}"))
+        else:
+            tags.append(latest)
+            decisions.append(TagDecision("latest", origin, {}, latest, "added"))
     return tuple(tags), tuple(decisions)
+
+
+def _options_text(item: TagTemplate) -> str:
+    """A line's options as --explain shows them: 'prefix = "pr-", latest'."""
+    options = [f"{name} = {value.raw}" for name, value in (("prefix", item.prefix), ("suffix", item.suffix))
+               if value is not None]
+    if item.latest:
+        options.append("latest")
+    return ", ".join(options)
 
 
 def _labels(decl: ImageDecl, scope: Scope, name: str, tags: Sequence[str], git: GitContext) -> dict[str, str]:

@@ -76,6 +76,12 @@ def _check_references(project: Project, groups: Mapping[str, tuple[str, ...]]) -
         for platform in image.platforms:
             for pin in image.pins(platform):
                 if pin.target in project.images:
+                    if not project.images[pin.target].tags:
+                        raise BuildfileError(
+                            f"image '{pin.target}' has no tags here, so it is built but not pushed, "
+                            "and image() cannot pin it", pin.span,
+                            hint=f"give '{pin.target}' a tag line that applies here "
+                                 '(often "sha-{git.short_sha}" if git.short_sha)')
                     continue
                 decl = next((d for d in project.buildfile.images if d.name == pin.target), None)
                 if decl is not None and not decl.matrix:

@@ -73,6 +73,7 @@ class TagDecision:
     values: Mapping[str, str]
     tag: str | None  # the tag produced, or None when dropped
     reason: str  # "added", "condition false", "unset name git.tag", "duplicate of 1.2.3"
+    options: str = ""  # the line's [options] as written: 'prefix = "pr-", latest'
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,8 @@ class Checker:
     def check(self, image: Image, platforms: Sequence[Platform], pins: Mapping[str, str] | None) -> Verdict:
         """``pins``: image() name -> ``repo@digest``; None when a dependency is still to be
         built (it then builds too)."""
+        if not image.tags:  # nothing is pushed, so nothing can be found or re-used: always build
+            return Verdict(False, reasons=("it has no tags here: built, not pushed",))
         if pins is None:
             missing = sorted({name for p in platforms for name in digest_sources(self.project, image, p)})
             return Verdict(False, reasons=tuple(f"image({name}) will be rebuilt" for name in missing))

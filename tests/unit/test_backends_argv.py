@@ -462,3 +462,25 @@ def test_kaniko_reads_digest_without_newline(tmp_path: Path) -> None:
 def test_kaniko_missing_digest_file(tmp_path: Path) -> None:
     with pytest.raises(BuildspecError, match="kaniko left no digest file"):
         KanikoBackend().read_digest(request(workdir=tmp_path))
+
+
+# ---------------------------------------------------------------- an image without tags
+
+
+def test_without_tags_every_backend_builds_and_pushes_nothing() -> None:
+    """request.push is False for an image that has no tags here (issue 10): the build runs,
+    nothing goes to a registry."""
+    quiet = request(push=False, push_ref="127.0.0.1:5000/acme/app:untagged-app-linux-arm64")
+    (buildx,) = BuildxBackend().commands(quiet)
+    assert "--push" not in buildx and "--tag" not in buildx
+    assert buildx[buildx.index("--output") + 1] == "type=cacheonly"
+    (pushing,) = BuildxBackend().commands(request())
+    at = pushing.index("--tag")
+    assert pushing[at : at + 3] == ["--tag", "127.0.0.1:5000/acme/app:1.0-linux-arm64", "--push"]
+    assert buildx == [*pushing[:at], "--output", "type=cacheonly", *pushing[at + 3 :]]  # the same build otherwise
+    buildah = BuildahBackend()
+    steps = buildah.commands(quiet)
+    assert [s[7] for s in steps] == ["bud", "rmi"]
+    assert not any(buildah.is_push_step(s) for s in steps)
+    (kaniko,) = KanikoBackend(executor="/kaniko/executor").commands(quiet)
+    assert "--no-push" in kaniko and "--destination" not in kaniko

@@ -210,7 +210,7 @@ COND_SCOPE: dict[str, templates.ScopeValue] = {
 def test_conditions(text: str, value: bool) -> None:
     from buildspec.evaluate import _functions
 
-    functions = _functions({"BUILDSPEC_TEST_VAR": "1"})
+    functions = _functions({"BUILDSPEC_TEST_VAR": "1"}, [])
     assert templates.evaluate(condition(text), COND_SCOPE, functions) is value
 
 
@@ -471,9 +471,17 @@ def test_tags_are_checked_after_resolution(tmp_path: Path) -> None:
     assert "129 characters long" in long.message
 
 
-def test_no_tag_at_all_is_an_error(tmp_path: Path) -> None:
-    e = failure(tmp_path, REG + 'image app {\n tags { "x" if git.pr }\n}\n')
+def test_no_tag_at_all_is_an_error_only_when_asked(tmp_path: Path) -> None:
+    p = project(tmp_path, REG + 'image app {\n tags { "x" if git.pr }\n}\n')
+    assert p.images["app"].tags == ()
+    amd64 = Platform.parse("linux/amd64")
+    assert p.images["app"].platform_tags == {amd64: "untagged-app-linux-amd64"}
+    e = failure(tmp_path, REG + 'image app {\n tags { "x" if git.pr }\n no_tags = error\n}\n')
     assert e.message == "image 'app' resolves to no tags"
+    e = failure(tmp_path, REG + 'no_tags = error\nimage app {\n tags { "x" if git.pr }\n}\n')
+    assert e.message == "image 'app' resolves to no tags"
+    e = failure(tmp_path, REG + 'image app {\n tags { "x" if git.pr }\n no_tags = strict\n}\n')
+    assert e.message == "no_tags is build or error, not 'strict'"
 
 
 def test_date_uses_source_date_epoch(tmp_path: Path) -> None:

@@ -191,6 +191,7 @@ def test_template_values(repo: Path) -> None:
         "pr",
         "base_ref",
         "head_ref",
+        "pr_head_sha",
         "event",
         "ref_type",
         "remote_url",
@@ -685,6 +686,53 @@ def test_github_variables(tmp_path: Path, kwargs: dict[str, Any], expected: dict
     assert ctx.dirty is False
     values = ctx.as_template_values()
     assert {key: values[key] for key in expected} == expected
+
+
+HEAD_SHA = "3370e228f2209994d57af4427fe64e71bb79ac96"
+PR_PAYLOAD = {"number": 15, "pull_request": {"number": 15, "head": {"ref": "test-pr", "sha": HEAD_SHA},
+                                             "base": {"ref": "master"}}}
+
+
+@pytest.mark.parametrize(("event", "ref"), [("pull_request", "refs/pull/15/merge"),
+                                            ("pull_request_target", "refs/heads/master")])
+def test_github_pr_head_sha(tmp_path: Path, event: str, ref: str) -> None:
+    """git.pr_head_sha is the PR's head commit; DOCKER_METADATA_PR_HEAD_SHA=true makes it git.sha
+    (and so git.short_sha and the revision label), as in metadata-action."""
+    empty = tmp_path / "no-repo"
+    empty.mkdir()
+    env = github_env(tmp_path, ref=ref, event=event, payload=PR_PAYLOAD, GITHUB_HEAD_REF="test-pr")
+    ctx = read(empty, env)
+    assert (ctx.sha, ctx.pr_head_sha, ctx.pr) == (SHA, HEAD_SHA, "15")
+    for switch in ("true", "True"):
+        ctx = read(empty, env | {"DOCKER_METADATA_PR_HEAD_SHA": switch})
+        assert (ctx.sha, ctx.short_sha, ctx.pr_head_sha) == (HEAD_SHA, HEAD_SHA[:7], HEAD_SHA)
+    assert read(empty, env | {"DOCKER_METADATA_PR_HEAD_SHA": "false"}).sha == SHA
+
+
+def test_github_pr_head_sha_switch_is_ignored_outside_prs(tmp_path: Path) -> None:
+    empty = tmp_path / "no-repo"
+    empty.mkdir()
+    env = github_env(tmp_path, ref="refs/heads/main", payload=PR_PAYLOAD, DOCKER_METADATA_PR_HEAD_SHA="true")
+    ctx = read(empty, env)
+    assert (ctx.sha, ctx.pr_head_sha) == (SHA, None)
+
+
+def test_github_tag_push_base_ref_comes_from_the_payload(tmp_path: Path) -> None:
+    empty = tmp_path / "no-repo"
+    empty.mkdir()
+    payload = {"base_ref": "refs/heads/master", "repository": {"default_branch": "master"}}
+    assert read(empty, github_env(tmp_path, ref="refs/tags/v1.1.1", payload=payload)).base_ref == "master"
+    assert read(empty, github_env(tmp_path, ref="refs/heads/master", payload=payload)).base_ref is None
+
+
+def test_gitlab_merged_results_head_sha(tmp_path: Path) -> None:
+    env = {"GITLAB_CI": "true", "CI_COMMIT_SHA": SHA, "CI_MERGE_REQUEST_IID": "7",
+           "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "fix", "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA": HEAD_SHA,
+           "CI_PIPELINE_SOURCE": "merge_request_event"}
+    empty = tmp_path / "no-repo"
+    empty.mkdir()
+    ctx = read(empty, env)
+    assert (ctx.sha, ctx.pr_head_sha, ctx.pr) == (SHA, HEAD_SHA, "7")
 
 
 def test_github_invalid_payload_is_ignored(tmp_path: Path) -> None:

@@ -1,0 +1,548 @@
+"""``buildspec fmt``: one canonical layout for a Buildfile, comments kept.
+
+The layout (the one docs/language.md and examples/ use):
+
+* 4 spaces per block level; one statement or item per line;
+* ``=`` aligned within each run of consecutive one-line assignments of a block
+  (a blank line or a multi-line item ends the run, as gofmt does), and the
+  ``if`` of tag lines aligned the same way, two spaces after the longest template;
+* top-level blocks separated from their neighbours by exactly one blank line;
+  elsewhere at most one blank line is kept where the author put one;
+* keys unquoted where they are plain names, except in ``labels`` (whose keys
+  are OCI label names and stay quoted); values, strings and words as written;
+* a nested block with one item written on one line stays on one line
+  (``args { BASE = image(base) }``); a list written over several lines stays
+  one item per line with a trailing comma, else it is written on one line;
+* comments stay where they were: a comment on its own line stays above what
+  followed it, a comment after code stays at the end of that line (trailing
+  comments of consecutive lines aligned). A comment inside an expression that
+  is written on one line (a call or condition spread over lines) moves to the
+  line above that statement: it is never dropped.
+
+The formatter works on the syntax tree of ``syntax.parse`` (so whatever parses
+is formatted, even a Buildfile with semantic mistakes) plus the comments and
+line positions from a small scanner. Before returning, it parses its own output
+and checks that the tree (without positions) and the comments are the same:
+a formatter bug is an error, never a silently changed Buildfile.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from buildspec.errors import BuildfileError, BuildspecError, Span
+from buildspec.syntax import (
+    Assign,
+    Block,
+    BoolOp,
+    Call,
+    Compare,
+    Condition,
+    ListValue,
+    NamedAssign,
+    NameRef,
+    Not,
+    SourceFile,
+    Statement,
+    Str,
+    TagLine,
+    Value,
+    Word,
+    parse,
+)
+
+INDENT = "    "
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_KEYWORDS = frozenset({"if", "and", "or", "not"})
+QUOTED_KEY_BLOCKS = frozenset({"labels"})
+
+# Tokens as far as layout is concerned: strings (so that '#' and brackets inside
+# them are not misread), comments, brackets, and any other run of non-space text.
+_SCAN = re.compile(
+    r'(?P<string>"(?:[^"\\\n]|\\.)*")'
+    r"|(?P<comment>#[^\n]*)"
+    r"|(?P<open>[{\[(])"
+    r"|(?P<close>[}\])])"
+    r"|(?P<nl>\n)"
+    r"|(?P<ws>[ \t\r\f\v]+)"
+    r'|(?P<other>[^\s"#{}\[\]()]+)'
+)
+
+
+class FormatterBug(BuildspecError):
+    """The formatted text would not mean the same as the input (never expected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Comment:
+    line: int
+    column: int
+    text: str
+    own_line: bool  # nothing but whitespace before it on its line
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str
+    line: int
+    column: int
+
+
+@dataclass(slots=True)
+class _Out:
+    """One output line: indentation depth, text, the source line it stands for."""
+
+    depth: int
+    text: str
+    anchor: int
+    comment: str | None = None
+    blank_before: bool = False
+    key: str | None = None  # for alignment: text is key + sep + rest
+    sep: str = ""
+    rest: str = ""
+
+    def align(self, width: int) -> None:
+        if self.key is not None:
+            self.text = f"{self.key.ljust(width)}{self.sep}{self.rest}"
+
+    @property
+    def is_comment(self) -> bool:
+        return self.key is None and self.text.startswith("#")
+
+
+@dataclass
+class _Source:
+    """The tokens and comments of the text, by position, for layout decisions."""
+
+    tokens: list[_Tok]
+    positions: list[tuple[int, int]]
+    comments: list[_Comment]
+    closer: dict[tuple[int, int], tuple[int, int]]  # opening bracket -> its closing bracket
+    placed: set[int] = field(default_factory=set)  # indexes into comments
+
+    @classmethod
+    def scan(cls, text: str) -> _Source:
+        tokens: list[_Tok] = []
+        comments: list[_Comment] = []
+        closer: dict[tuple[int, int], tuple[int, int]] = {}
+        stack: list[tuple[int, int]] = []
+        line, line_start, code_on_line = 1, 0, False
+        for m in _SCAN.finditer(text):
+            kind = m.lastgroup or "other"
+            column = m.start() - line_start + 1
+            if kind == "nl":
+                line, line_start, code_on_line = line + 1, m.end(), False
+            elif kind == "comment":
+                comments.append(_Comment(line, column, m.group().rstrip(), not code_on_line))
+            elif kind != "ws":
+                code_on_line = True
+                tokens.append(_Tok(kind, line, column))
+                if kind == "open":
+                    stack.append((line, column))
+                elif kind == "close" and stack:
+                    closer[stack.pop()] = (line, column)
+        return cls(tokens, [(t.line, t.column) for t in tokens], comments, closer)
+
+    def last_code_line_before(self, pos: tuple[int, int]) -> int:
+        """The line of the last token before ``pos``."""
+        at = bisect.bisect_left(self.positions, pos)
+        return self.positions[at - 1][0] if at > 0 else 0
+
+    def first_open_after(self, pos: tuple[int, int]) -> tuple[int, int]:
+        at = bisect.bisect_right(self.positions, pos)
+        while at < len(self.tokens) and self.tokens[at].kind != "open":
+            at += 1
+        tok = self.tokens[at]
+        return (tok.line, tok.column)
+
+    def comments_in(self, start: tuple[int, int], end: tuple[int, int]) -> list[int]:
+        return [i for i, c in enumerate(self.comments)
+                if i not in self.placed and start <= (c.line, c.column) < end]
+
+
+def _pos(span: Span) -> tuple[int, int]:
+    return (span.line, span.column)
+
+
+def _item_pos(item: Statement | Assign | Block | TagLine) -> tuple[int, int]:
+    return _pos(item.span)
+
+
+def format_text(text: str, file: str = "Buildfile") -> str:
+    """The canonical layout of ``text``; raises BuildfileError when it does not parse."""
+    text = text.replace("\r\n", "\n")
+    source = parse(text, file)
+    formatter = _Formatter(_Source.scan(text))
+    formatted = formatter.file(source)
+    _verify(source, formatted, file, formatter.source.comments)
+    return formatted
+
+
+class _Formatter:
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+
+    # ---------------------------------------------------------------- containers
+
+    def file(self, source: SourceFile) -> str:
+        end = (1 << 30, 0)
+        lines = self.items(source.statements, 0, end, top_level=True, quoted_keys=False)
+        # Comments after the last statement (or a file of comments only).
+        for i in self.source.comments_in((0, 0), end):
+            lines.append(self.own_comment(i, 0, blank=self._blank_after(lines, self.source.comments[i].line)))
+        if lines:
+            lines[0].blank_before = False
+        return _render(lines)
+
+    def items(
+        self,
+        items: Sequence[Statement | Assign | Block | TagLine],
+        depth: int,
+        end: tuple[int, int],
+        *,
+        top_level: bool,
+        quoted_keys: bool,
+    ) -> list[_Out]:
+        """The lines of a file's statements or a block's items (up to ``end``, its '}')."""
+        out: list[_Out] = []
+        groups: list[tuple[Statement | Assign | Block | TagLine, list[_Out]]] = []
+        prev_end_line = 0
+        prev_was_block = False
+        for index, item in enumerate(items):
+            start = _item_pos(item)
+            following = _item_pos(items[index + 1]) if index + 1 < len(items) else end
+            last_line = self.source.last_code_line_before(following)
+            # Comments on their own lines before the item stay above it.
+            for i in self.source.comments_in((0, 0), start):
+                comment = self.source.comments[i]
+                blank = bool(out) and (comment.line > prev_end_line + 1
+                                       or (top_level and prev_was_block and comment.line > prev_end_line))
+                out.append(self.own_comment(i, depth, blank=blank))
+                prev_end_line, prev_was_block = comment.line, False
+            is_block = top_level and isinstance(item, Block)
+            lines = self.item(item, depth, following, quoted_keys)
+            # Leftover comments of this item: trailing ones onto the line they were on,
+            # any other one (inside a call or condition written on one line) above it.
+            above: list[_Out] = []
+            for i in self.source.comments_in(start, following):
+                comment = self.source.comments[i]
+                if comment.line > last_line:
+                    continue  # on its own line after the item: it belongs to what follows
+                self.source.placed.add(i)
+                target = _line_for(lines, comment.line)
+                if comment.own_line or target is None or target.comment is not None:
+                    above.append(_Out(depth, comment.text, comment.line))
+                else:
+                    target.comment = comment.text
+            lines[:0] = above
+            if out:
+                lines[0].blank_before = start[0] > prev_end_line + 1 or (
+                    top_level and (is_block or prev_was_block)
+                    and not (out[-1].is_comment and start[0] == prev_end_line + 1)
+                )
+            out.extend(lines)
+            groups.append((item, lines))
+            prev_end_line, prev_was_block = last_line, is_block
+        _align(groups)
+        return out
+
+    def own_comment(self, index: int, depth: int, *, blank: bool) -> _Out:
+        self.source.placed.add(index)
+        comment = self.source.comments[index]
+        return _Out(depth, comment.text, comment.line, blank_before=blank)
+
+    def _blank_after(self, lines: list[_Out], line: int) -> bool:
+        return bool(lines) and line > max(o.anchor for o in lines) + 1
+
+    # ---------------------------------------------------------------- items
+
+    def item(self, item: Statement | Assign | Block | TagLine, depth: int, following: tuple[int, int],
+             quoted_keys: bool) -> list[_Out]:
+        if isinstance(item, Assign):
+            return self.assignment(_key(item.key, quoted_keys), item.value, item.span.line, depth)
+        if isinstance(item, NamedAssign):
+            return self.assignment(f"{item.kind} {item.name}", item.value, item.span.line, depth)
+        if isinstance(item, TagLine):
+            if item.condition is None:
+                return [_Out(depth, item.template.raw, item.span.line)]
+            return [_keyed(depth, item.span.line, item.template.raw, "  if ", _condition(item.condition))]
+        return self.block(item, depth)
+
+    def assignment(self, key: str, value: Value, line: int, depth: int) -> list[_Out]:
+        head = f"{key} = "
+        if isinstance(value, ListValue) and value.items:
+            closing = self.source.closer.get(_pos(value.span))
+            if closing is not None and closing[0] > value.span.line:
+                return self.long_list(head, value, line, depth, closing)
+        return [_keyed(depth, line, key, " = ", _value(value))]
+
+    def long_list(self, head: str, value: ListValue, line: int, depth: int,
+                  closing: tuple[int, int]) -> list[_Out]:
+        lines = [_Out(depth, head + "[", line)]
+        for index, element in enumerate(value.items):
+            start = _pos(_span_of_value(element))
+            for i in self.source.comments_in((0, 0), start):
+                if self.source.comments[i].own_line:
+                    lines.append(self.own_comment(i, depth + 1, blank=False))
+            following = _pos(_span_of_value(value.items[index + 1])) if index + 1 < len(value.items) else closing
+            lines.append(_Out(depth + 1, _value(element) + ",", _span_of_value(element).line))
+            self._trailing_onto(lines[-1], start, following)
+        for i in self.source.comments_in((0, 0), closing):
+            if self.source.comments[i].own_line:
+                lines.append(self.own_comment(i, depth + 1, blank=False))
+        lines.append(_Out(depth, "]", closing[0]))
+        return lines
+
+    def _trailing_onto(self, target: _Out, start: tuple[int, int], following: tuple[int, int]) -> None:
+        """The first trailing comment on ``target``'s own line goes onto it."""
+        for i in self.source.comments_in(start, following):
+            comment = self.source.comments[i]
+            if not comment.own_line and comment.line == target.anchor and target.comment is None:
+                self.source.placed.add(i)
+                target.comment = comment.text
+
+    def block(self, block: Block, depth: int) -> list[_Out]:
+        head = block.kind if block.label is None else f"{block.kind} {block.label}"
+        opening = self.source.first_open_after(_pos(block.label_span or block.span))
+        closing = self.source.closer[opening]
+        inner = self.source.comments_in(opening, closing)
+        if not block.items and not inner:
+            return [_Out(depth, head + " {}", block.span.line)]
+        quoted = block.kind in QUOTED_KEY_BLOCKS
+        one_line = depth > 0 and closing[0] == block.span.line and len(block.items) == 1 and not inner
+        if one_line:
+            (only,) = self.item(block.items[0], 0, closing, quoted)
+            return [_Out(depth, f"{head} {{ {only.text} }}", block.span.line)]
+        lines = [_Out(depth, head + " {", block.span.line)]
+        self._trailing_onto(lines[0], _pos(block.span), closing)
+        body = self.items(block.items, depth + 1, closing, top_level=False, quoted_keys=quoted)
+        lines.extend(body)
+        # Comments on their own lines before the '}' stay at the end of the block.
+        last = max((o.anchor for o in body), default=block.span.line)
+        for i in self.source.comments_in((0, 0), closing):
+            comment = self.source.comments[i]
+            if comment.own_line:
+                lines.append(self.own_comment(i, depth + 1, blank=bool(body) and comment.line > last + 1))
+                last = comment.line
+        lines.append(_Out(depth, "}", closing[0]))
+        return lines
+
+
+# ---------------------------------------------------------------- values and conditions
+
+
+def _key(key: str, quoted: bool) -> str:
+    if not quoted and _NAME.fullmatch(key) and key not in _KEYWORDS:
+        return key
+    return _quote(key)
+
+
+def _quote(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def _value(value: Value) -> str:
+    if isinstance(value, Str):
+        return value.raw
+    if isinstance(value, Word):
+        return value.text
+    if isinstance(value, ListValue):
+        return "[" + ", ".join(_value(v) for v in value.items) + "]"
+    return f"{value.name}(" + ", ".join(_value(v) for v in value.args) + ")"
+
+
+def _span_of_value(value: Value) -> Span:
+    return value.span
+
+
+# Binding strength: or < and < not < comparison < operand.
+_STRENGTH = {"or": 1, "and": 2}
+
+
+def _strength(node: Condition) -> int:
+    if isinstance(node, BoolOp):
+        return _STRENGTH[node.op]
+    if isinstance(node, Not):
+        return 3
+    if isinstance(node, Compare):
+        return 4
+    return 5
+
+
+def _condition(node: Condition) -> str:
+    """A condition with exactly the parentheses its grammar needs (iterative: it may be deep)."""
+    parts: list[str] = []
+    stack: list[Condition | str] = [node]
+    while stack:
+        top = stack.pop()
+        if isinstance(top, str):
+            parts.append(top)
+        elif isinstance(top, BoolOp):
+            # or_cond: or_cond "or" and_cond  /  and_cond: and_cond "and" not_cond
+            mine = _STRENGTH[top.op]
+            stack.extend(reversed([*_wrap(top.left, _strength(top.left) < mine),
+                                   f" {top.op} ", *_wrap(top.right, _strength(top.right) <= mine)]))
+        elif isinstance(top, Not):
+            # `not a == "b"` parses as `not (a == "b")`; the parentheses say so to the reader.
+            stack.extend(reversed(["not ", *_wrap(top.operand, _strength(top.operand) != 3 and
+                                                  _strength(top.operand) < 5)]))
+        elif isinstance(top, Compare):
+            stack.extend(reversed([*_wrap(top.left, _strength(top.left) < 5), f" {top.op} ",
+                                   *_wrap(top.right, _strength(top.right) < 5)]))
+        elif isinstance(top, NameRef):
+            parts.append(top.path)
+        else:
+            parts.append(_value(top))
+    return "".join(parts)
+
+
+def _wrap(node: Condition, parenthesise: bool) -> list[Condition | str]:
+    return ["(", node, ")"] if parenthesise else [node]
+
+
+# ---------------------------------------------------------------- layout
+
+
+def _line_for(lines: list[_Out], source_line: int) -> _Out | None:
+    """The output line that stands for ``source_line``: the last one anchored at or before it."""
+    best = None
+    for out in lines:
+        if out.anchor <= source_line and (best is None or out.anchor >= best.anchor):
+            best = out
+    return best
+
+
+def _keyed(depth: int, anchor: int, key: str, sep: str, rest: str) -> _Out:
+    return _Out(depth, f"{key}{sep}{rest}", anchor, key=key, sep=sep, rest=rest)
+
+
+def _align(groups: list[tuple[Any, list[_Out]]]) -> None:
+    """Align '=' (assignments) and 'if' (tag lines) within runs of one-line items."""
+    run: list[_Out] = []
+
+    def flush() -> None:
+        for sep in (" = ", "  if "):
+            same = [out for out in run if out.sep == sep]
+            width = max((len(out.key or "") for out in same), default=0)
+            for out in same:
+                out.align(width)
+        run.clear()
+
+    for _item, lines in groups:
+        own = [o for o in lines if not o.is_comment]
+        if lines and lines[0].blank_before:
+            flush()
+        if len(own) != 1:
+            flush()
+            continue
+        run.append(own[0])
+    flush()
+
+
+def _render(lines: list[_Out]) -> str:
+    rows: list[_Out | None] = []
+    for out in lines:
+        if out.blank_before:
+            rows.append(None)
+        rows.append(out)
+    texts = ["" if out is None else INDENT * out.depth + out.text for out in rows]
+    # Trailing comments of consecutive lines share a column, two spaces after the longest.
+    index = 0
+    while index < len(rows):
+        end = index
+        while end < len(rows) and (row := rows[end]) is not None and row.comment is not None:
+            end += 1
+        if end == index:
+            index += 1
+            continue
+        width = max(len(texts[i]) for i in range(index, end))
+        for i in range(index, end):
+            texts[i] = f"{texts[i].ljust(width)}  {rows[i].comment}"  # type: ignore[union-attr]
+        index = end
+    return "\n".join(texts) + "\n" if texts else ""
+
+
+# ---------------------------------------------------------------- self-check
+
+
+def _shape(node: Any) -> Any:
+    """A node as plain data without positions (and without the raw text of a string key)."""
+    if isinstance(node, tuple):
+        return tuple(_shape(n) for n in node)
+    if isinstance(node, Str):
+        return ("Str", node.raw)
+    if isinstance(node, Word):
+        return ("Word", node.text)
+    if isinstance(node, NameRef):
+        return ("Name", node.path)
+    if isinstance(node, ListValue):
+        return ("List", _shape(node.items))
+    if isinstance(node, Call):
+        return ("Call", node.name, _shape(node.args))
+    if isinstance(node, Not):
+        return ("Not", _shape(node.operand))
+    if isinstance(node, BoolOp | Compare):
+        return (node.op, _shape(node.left), _shape(node.right))
+    if isinstance(node, Assign):
+        return ("Assign", node.key, _shape(node.value))
+    if isinstance(node, NamedAssign):
+        return ("NamedAssign", node.kind, node.name, _shape(node.value))
+    if isinstance(node, TagLine):
+        return ("Tag", _shape(node.template), None if node.condition is None else _shape(node.condition))
+    if isinstance(node, Block):
+        return ("Block", node.kind, node.label, _shape(node.items))
+    raise TypeError(type(node).__name__)
+
+
+def _verify(before: SourceFile, formatted: str, file: str, comments: list[_Comment]) -> None:
+    try:
+        after = parse(formatted, file)
+    except BuildfileError as e:
+        raise FormatterBug(f"{file}: the formatted text does not parse ({e.message}); please report this") from None
+    if _shape(before.statements) != _shape(after.statements):
+        raise FormatterBug(f"{file}: formatting would change the meaning of the file; please report this")
+    if sorted(c.text for c in comments) != sorted(c.text for c in _Source.scan(formatted).comments):
+        raise FormatterBug(f"{file}: formatting would lose or split a comment; please report this")
+
+
+# ---------------------------------------------------------------- the command
+
+
+@dataclass(frozen=True)
+class FmtResult:
+    changed: list[str]  # files whose layout is not (or was not) canonical
+    output: str  # what goes to stdout: diffs, or the formatted text of stdin
+
+
+def run_fmt(files: Sequence[str], *, check: bool, diff: bool, stdin: str | None = None) -> FmtResult:
+    """Format ``files`` in place (or only report with ``check``/``diff``); ``-`` is stdin.
+
+    Every file is parsed before any is written, so a syntax error in one leaves all untouched.
+    """
+    import difflib
+    from pathlib import Path
+
+    from buildspec.syntax import read_source
+
+    results: list[tuple[str, str, str]] = []
+    for name in files:
+        text = (stdin or "") if name == "-" else read_source(Path(name), name)
+        results.append((name, text, format_text(text, "<stdin>" if name == "-" else name)))
+    changed: list[str] = []
+    output: list[str] = []
+    for name, text, formatted in results:
+        if formatted != text:
+            changed.append(name)
+        if diff:
+            output.extend(difflib.unified_diff(text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                                               f"{name} (original)", f"{name} (formatted)"))
+        elif name == "-" and not check:
+            output.append(formatted)
+        elif formatted != text and not check:
+            Path(name).write_text(formatted, encoding="utf-8")
+    return FmtResult(changed, "".join(output))

@@ -258,5 +258,5 @@ def test_stdin_to_stdout(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 
 
 def test_the_repository_s_own_buildfiles_are_canonical(capsys: pytest.CaptureFixture[str]) -> None:
-    files = [str(REPO / name) for name in VALID]
+    files = [str(REPO / name) for name in VALID if not name.startswith("tests/")]
     assert run(capsys, "fmt", "--check", *files) == (0, "", "")

@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources: dict[str, str] = {}
     try:
         if args.command in cli_tools.COMMANDS:
-            return cli_tools.dispatch(args, parser)
+            return cli_tools.dispatch(args, parser, parse_sets)
         if args.command == "check" and args.format == "json":
             return cli_tools.check_json(args, parse_sets)
         return _dispatch(args, sources)

@@ -53,11 +53,11 @@ def add_parsers(commands: Any) -> None:
     targets.add_argument("-f", "--file", default="Buildfile")
 
 
-def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser, parse_sets: Any) -> int:
     if args.command == "fmt":
         return _fmt(args)
     if args.command == "doctor":
-        return _doctor(args)
+        return _doctor(args, parse_sets)
     if args.command == "import":
         return _import(args)
     if args.command == "completion":
@@ -86,12 +86,12 @@ def _fmt(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def _doctor(args: argparse.Namespace) -> int:
+def _doctor(args: argparse.Namespace, parse_sets: Any) -> int:
     from buildspec.doctor import DoctorOptions, doctor, render_json, render_text
 
     report = doctor(DoctorOptions(
         file=args.file,
-        sets=tuple(args.set),
+        overrides=parse_sets(args.set),
         insecure_registries=tuple(args.insecure_registry),
         backend=args.backend,
     ))

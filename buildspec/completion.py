@@ -48,7 +48,8 @@ def _commands(parser: argparse.ArgumentParser) -> list[_Command]:
         if name.startswith("_"):
             continue
         options: list[_Option] = []
-        positional, positional_choices = "", tuple[str, ...]()
+        positional_choices: tuple[str, ...]
+        positional, positional_choices = "", ()
         for action in command._actions:
             if isinstance(action, argparse._HelpAction):
                 continue

@@ -209,7 +209,7 @@ class _Formatter:
     ) -> list[_Out]:
         """The lines of a file's statements or a block's items (up to ``end``, its '}')."""
         out: list[_Out] = []
-        groups: list[tuple[Statement | Assign | Block | TagLine, list[_Out]]] = []
+        groups: list[tuple[Statement | Assign | Block | TagLine | None, list[_Out]]] = []
         prev_end_line = 0
         prev_was_block = False
         for index, item in enumerate(items):
@@ -222,6 +222,7 @@ class _Formatter:
                 blank = bool(out) and (comment.line > prev_end_line + 1
                                        or (top_level and prev_was_block and comment.line > prev_end_line))
                 out.append(self.own_comment(i, depth, blank=blank))
+                groups.append((None, [out[-1]]))  # a blank line before it ends an alignment run
                 prev_end_line, prev_was_block = comment.line, False
             is_block = top_level and isinstance(item, Block)
             lines = self.item(item, depth, following, quoted_keys)
@@ -435,8 +436,10 @@ def _align(groups: list[tuple[Any, list[_Out]]]) -> None:
 
     for _item, lines in groups:
         own = [o for o in lines if not o.is_comment]
-        if lines and lines[0].blank_before:
+        if any(o.blank_before for o in lines):
             flush()
+        if not own:
+            continue  # a comment line neither joins nor ends a run
         if len(own) != 1:
             flush()
             continue

@@ -7,6 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import test_fuzz_buildfiles as fuzz  # tests/unit: the mutations of the crash fuzzer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from buildspec.cli import main
 from buildspec.errors import BuildfileError
@@ -260,3 +263,29 @@ def test_stdin_to_stdout(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 def test_the_repository_s_own_buildfiles_are_canonical(capsys: pytest.CaptureFixture[str]) -> None:
     files = [str(REPO / name) for name in VALID if not name.startswith("tests/")]
     assert run(capsys, "fmt", "--check", *files) == (0, "", "")
+
+
+# ---------------------------------------------------------------- fuzzing
+
+
+# Comments and blank lines anywhere, on top of the crash fuzzer's mutations.
+_comments_and_blanks = st.builds(fuzz.Insert, st.floats(min_value=0, max_value=1),
+                                 st.sampled_from([b"# c1\n", b"  # c2", b"\n# c3\n\n", b"#x", b"\n\n\n", b"\n"]))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(fuzz.NAMES),
+       st.lists(st.one_of(fuzz.mutations, _comments_and_blanks, _comments_and_blanks), min_size=1, max_size=6))
+def test_whatever_parses_formats_idempotently_keeping_meaning_and_comments(
+    name: str, changes: list[fuzz.Mutation]
+) -> None:
+    """Mutated Buildfiles (tests/unit/test_fuzz_buildfiles.py's mutations): fmt never fails on
+    what parses (its own check of tree and comments included) and a second fmt changes nothing."""
+    try:
+        text = fuzz.mutated(name, changes).decode("utf-8")
+        parse(text)
+    except (UnicodeDecodeError, BuildfileError):
+        return
+    formatted = format_text(text)
+    assert format_text(formatted) == formatted
+    assert sorted(_comments(formatted)) == sorted(_comments(text))

@@ -65,7 +65,9 @@ def doctor(options: DoctorOptions, environ: Mapping[str, str] | None = None) -> 
     checks += backend_checks
     checks += machine.tools(project, backends)
     checks += machine.platforms(platforms)
-    checks += registries.check_all(sorted({image.repository for image in images}), options.insecure_registries)
+    # The cache repositories too: a build pushes its cache there.
+    repositories = {image.repository for image in images} | {image.cache for image in images if image.cache}
+    checks += registries.check_all(sorted(repositories), options.insecure_registries)
     checks.append(machine.git(project))
     return Report(options.file, tuple(checks))
 

@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in cli_tools.COMMANDS:
             return cli_tools.dispatch(args, parser, parse_sets)
         if args.command == "check" and args.format == "json":
-            return cli_tools.check_json(args, parse_sets)
+            return cli_tools.check_json(args, parse_sets, _tag_lister(()))
         return _dispatch(args, sources)
     except BuildfileError as error:
         if error.span is not None and error.span.file not in sources:

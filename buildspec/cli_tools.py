@@ -139,7 +139,7 @@ def _targets(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- check --format json
 
 
-def check_json(args: argparse.Namespace, parse_sets: Any) -> int:
+def check_json(args: argparse.Namespace, parse_sets: Any, tag_lister: Any) -> int:
     """``check --format json``: the result as one JSON object an editor or hook can read.
 
     ``{"file": F, "ok": bool, "images": N, "builds": N, "diagnostics": [...]}``; each
@@ -153,7 +153,8 @@ def check_json(args: argparse.Namespace, parse_sets: Any) -> int:
     try:
         from buildspec.load import load
 
-        project, graph = load(Path(args.file), parse_sets(args.set), os.environ, display=args.file)
+        project, graph = load(Path(args.file), parse_sets(args.set), os.environ, display=args.file,
+                              tag_lister=tag_lister)
         result["images"] = len(project.images)
         result["builds"] = sum(1 for _, attrs in graph.nodes(data=True) if attrs["kind"] == "build")
     except BuildfileError as error:

@@ -23,7 +23,8 @@ def add_parsers(commands: Any) -> None:
     """Add the tool commands to cli.py's subparsers."""
     fmt = commands.add_parser("fmt", help="rewrite Buildfiles in the canonical layout (comments kept)")
     fmt.add_argument("files", nargs="*", metavar="FILE", default=[],
-                     help="Buildfiles to format in place (default: ./Buildfile; '-' reads stdin, writes stdout)")
+                     help="Buildfiles to format in place; a folder means every Buildfile below it "
+                          "(default: ./Buildfile; '-' reads stdin, writes stdout)")
     fmt.add_argument("--check", action="store_true",
                      help="change nothing; exit 1 and name the files whose layout is not canonical")
     fmt.add_argument("--diff", action="store_true", help="change nothing; print a unified diff of the changes")

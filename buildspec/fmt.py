@@ -533,7 +533,7 @@ def run_fmt(files: Sequence[str], *, check: bool, diff: bool, stdin: str | None 
     from buildspec.syntax import read_source
 
     results: list[tuple[str, str, str]] = []
-    for name in files:
+    for name in _expand(files):
         text = (stdin or "") if name == "-" else read_source(Path(name), name)
         results.append((name, text, format_text(text, "<stdin>" if name == "-" else name)))
     changed: list[str] = []
@@ -549,3 +549,22 @@ def run_fmt(files: Sequence[str], *, check: bool, diff: bool, stdin: str | None 
         elif formatted != text and not check:
             Path(name).write_text(formatted, encoding="utf-8")
     return FmtResult(changed, "".join(output))
+
+
+_SKIPPED_FOLDERS = {".git", ".venv", "node_modules", ".buildspec", "__pycache__"}
+
+
+def _expand(files: Sequence[str]) -> list[str]:
+    """Files as given; a folder stands for every file named Buildfile below it (as gofmt DIR)."""
+    import os
+
+    expanded: list[str] = []
+    for name in files:
+        if name == "-" or not os.path.isdir(name):
+            expanded.append(name)
+            continue
+        for folder, subfolders, names in os.walk(name):
+            subfolders[:] = sorted(d for d in subfolders if d not in _SKIPPED_FOLDERS)
+            if "Buildfile" in names and os.path.isfile(os.path.join(folder, "Buildfile")):
+                expanded.append(os.path.join(folder, "Buildfile"))
+    return expanded

@@ -289,3 +289,15 @@ def test_whatever_parses_formats_idempotently_keeping_meaning_and_comments(
     formatted = format_text(text)
     assert format_text(formatted) == formatted
     assert sorted(_comments(formatted)) == sorted(_comments(text))
+
+
+def test_a_folder_stands_for_every_buildfile_below_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "a" / "Buildfile").write_text(CANONICAL)
+    (tmp_path / "a" / "b" / "Buildfile").write_text(MESSY)
+    (tmp_path / ".git" / "Buildfile").write_text(MESSY)  # never looked at
+    (tmp_path / "a" / "notes.txt").write_text(MESSY)
+    status, _, err = run(capsys, "fmt", "--check", str(tmp_path))
+    messy = tmp_path / "a" / "b" / "Buildfile"
+    assert (status, err) == (1, f"{messy}: not formatted (run: buildspec fmt {messy})\n")

@@ -180,3 +180,12 @@ def test_a_registry_whose_certificate_is_not_trusted(env: Env, tmp_path: Path, u
     assert "TLS verification failed" in result.stdout
     assert f"fix: give Docker and buildspec the registry's CA: /etc/docker/certs.d/{untrusted_https}/ca.crt" \
         in result.stdout
+
+
+def test_a_builder_that_does_not_exist(env: Env, unique_repo: str, tmp_path: Path) -> None:
+    folder = project(tmp_path / "p", unique_repo, "linux/amd64", env.base_image,
+                     extra='backend = buildx\nbuilder = "no-such-builder-4f1c"')
+    result = doctor(folder)
+    assert result.code == 1, result
+    assert re.search(r"^fail  builder no-such-builder-4f1c +.*no-such-builder-4f1c", result.stdout, re.M), result
+    assert "fix: docker buildx create --name no-such-builder-4f1c" in result.stdout

@@ -63,6 +63,8 @@ def backends(project: Project, forced: str | None) -> tuple[dict[str, str], list
                                     "; ".join(INSTALL_HINTS)))
             else:
                 seen[wanted] = backend.name
+                if wanted != "auto":  # choose_backend speaks of --backend; say where the name came from
+                    why = f"--backend {wanted}" if forced else f"backend = {wanted} in the Buildfile"
                 checks.append(Check(f"backend {wanted}", "ok", f"{backend.name} ({why})"))
         found = seen[wanted]
         if found is not None:

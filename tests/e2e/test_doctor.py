@@ -189,3 +189,13 @@ def test_a_builder_that_does_not_exist(env: Env, unique_repo: str, tmp_path: Pat
     assert result.code == 1, result
     assert re.search(r"^fail  builder no-such-builder-4f1c +.*no-such-builder-4f1c", result.stdout, re.M), result
     assert "fix: docker buildx create --name no-such-builder-4f1c" in result.stdout
+
+
+def test_buildah_when_chosen(env: Env, unique_repo: str, tmp_path: Path, require_tools: Callable[..., None]) -> None:
+    require_tools("buildah")
+    folder = project(tmp_path / "p", unique_repo, "linux/arm64", env.base_image)
+    found = lines(doctor(folder, "--format", "json", "--backend", "buildah"))
+    assert found["backend buildah"] == "ok buildah (--backend buildah)"
+    assert re.fullmatch(r"ok buildah \d+\.\d+\.\d+", found["buildah"])
+    assert "docker daemon" not in found  # buildah needs no daemon, so doctor does not ask for one
+    assert found["platform linux/arm64"].startswith("ok ran a program for arm64 (exit 42)")

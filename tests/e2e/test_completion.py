@@ -12,10 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import need_tools
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = Path(__file__).resolve().parent / "completion_capture.zsh"
@@ -75,25 +75,29 @@ def _quote(text: str) -> str:
 
 
 @pytest.mark.parametrize(("line", "expected"), CASES)
-def test_bash(line: str, expected: set[str], workspace: tuple[Path, dict[str, str]]) -> None:
-    need_tools("bash")
+def test_bash(line: str, expected: set[str], workspace: tuple[Path, dict[str, str]],
+              require_tools: Callable[..., None]) -> None:
+    require_tools("bash")
     assert bash(line, *workspace) == expected
 
 
 @pytest.mark.parametrize(("line", "expected"), CASES)
-def test_zsh(line: str, expected: set[str], workspace: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
-    need_tools("zsh")
+def test_zsh(line: str, expected: set[str], workspace: tuple[Path, dict[str, str]], tmp_path: Path,
+             require_tools: Callable[..., None]) -> None:
+    require_tools("zsh")
     assert zsh(line, *workspace, tmp_path) == expected
 
 
 @pytest.mark.parametrize(("line", "expected"), CASES)
-def test_fish(line: str, expected: set[str], workspace: tuple[Path, dict[str, str]]) -> None:
-    need_tools("fish")
+def test_fish(line: str, expected: set[str], workspace: tuple[Path, dict[str, str]],
+              require_tools: Callable[..., None]) -> None:
+    require_tools("fish")
     assert fish(line, *workspace) == expected
 
 
-def test_a_broken_buildfile_completes_no_target(workspace: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
-    need_tools("bash", "fish")
+def test_a_broken_buildfile_completes_no_target(workspace: tuple[Path, dict[str, str]], tmp_path: Path,
+                                                require_tools: Callable[..., None]) -> None:
+    require_tools("bash", "fish")
     _, env = workspace
     (tmp_path / "Buildfile").write_text("image a {\n")
     assert bash("buildspec run ", tmp_path, env) == set()

@@ -14,11 +14,11 @@ import json
 import platform as host
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need_tools
 from runner import run_cli
 
 pytestmark = pytest.mark.integration
@@ -184,8 +184,8 @@ def assert_builds_the_same(folder: Path, bake: dict[str, Any], plan: dict[str, A
 
 
 @pytest.fixture(autouse=True)
-def _tools() -> None:
-    need_tools("docker")
+def _tools(require_tools: Callable[..., None]) -> None:
+    require_tools("docker")
 
 
 def test_hcl_with_inherits_groups_matrices_and_contexts(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SETUP_HINT
 
 REPO = Path(__file__).resolve().parents[2]
 GRAMMAR = REPO / "editors" / "textmate" / "buildfile.tmLanguage.json"
@@ -26,7 +25,7 @@ MODULES = Path(os.environ.get("BUILDSPEC_TEXTMATE_MODULES", "/var/lib/buildspec-
 
 def node(*args: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("node") is None or not (MODULES / "vscode-textmate").is_dir():
-        pytest.fail(f"node or {MODULES}/vscode-textmate is missing; {SETUP_HINT}")
+        pytest.fail(f"node or {MODULES}/vscode-textmate is missing; run `scripts/setup-env.sh` as root first")
     return subprocess.run(["node", str(TOKENIZE), *args], env={**os.environ, "NODE_PATH": str(MODULES)},
                           capture_output=True, text=True, timeout=60, check=False)
 

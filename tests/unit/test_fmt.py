@@ -75,9 +75,9 @@ def test_every_valid_buildfile_plans_the_same_after_fmt(
 
 
 def _comments(text: str) -> list[str]:
-    from buildspec.fmt import _Source
+    from buildspec.fmt.layout import Source
 
-    return [c.text for c in _Source.scan(text).comments]
+    return [c.text for c in Source.scan(text).comments]
 
 
 @pytest.mark.parametrize("name", BAD)

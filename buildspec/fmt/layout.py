@@ -1,29 +1,9 @@
-"""``buildspec fmt``: one canonical layout for a Buildfile, comments kept.
+"""The layout of ``buildspec fmt``: the canonical text of a syntax tree, with its comments.
 
-The layout (the one docs/language.md and examples/ use):
-
-* 4 spaces per block level; one statement or item per line;
-* ``=`` aligned within each run of consecutive one-line assignments of a block
-  (a blank line or a multi-line item ends the run, as gofmt does), and the
-  ``if`` of tag lines aligned the same way, two spaces after the longest template;
-* top-level blocks separated from their neighbours by exactly one blank line;
-  elsewhere at most one blank line is kept where the author put one;
-* keys unquoted where they are plain names, except in ``labels`` (whose keys
-  are OCI label names and stay quoted); values, strings and words as written;
-* a nested block with one item written on one line stays on one line
-  (``args { BASE = image(base) }``); a list written over several lines stays
-  one item per line with a trailing comma, else it is written on one line;
-* comments stay where they were: a comment on its own line stays above what
-  followed it, a comment after code stays at the end of that line (trailing
-  comments of consecutive lines aligned). A comment inside an expression that
-  is written on one line (a call or condition spread over lines) moves to the
-  line above that statement: it is never dropped.
-
-The formatter works on the syntax tree of ``syntax.parse`` (so whatever parses
-is formatted, even a Buildfile with semantic mistakes) plus the comments and
-line positions from a small scanner. Before returning, it parses its own output
-and checks that the tree (without positions) and the comments are the same:
-a formatter bug is an error, never a silently changed Buildfile.
+``Source`` scans the text for what the syntax tree does not keep: comments (and
+whether each stands on its own line), the lines of the tokens, and which bracket
+closes which. ``Formatter`` walks the tree and places every comment, blank line
+and alignment as buildspec/fmt/__init__.py describes.
 """
 
 from __future__ import annotations
@@ -34,30 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from buildspec.errors import BuildfileError, BuildspecError, Span
+from buildspec.errors import Span
+from buildspec.fmt.expressions import condition as render_condition
+from buildspec.fmt.expressions import key as render_key
+from buildspec.fmt.expressions import value as render_value
 from buildspec.syntax import (
     Assign,
     Block,
-    BoolOp,
-    Call,
-    Compare,
-    Condition,
     ListValue,
     NamedAssign,
-    NameRef,
-    Not,
     SourceFile,
     Statement,
-    Str,
     TagLine,
     Value,
-    Word,
-    parse,
 )
 
 INDENT = "    "
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_KEYWORDS = frozenset({"if", "and", "or", "not"})
 QUOTED_KEY_BLOCKS = frozenset({"labels"})
 
 # Tokens as far as layout is concerned: strings (so that '#' and brackets inside
@@ -73,12 +45,9 @@ _SCAN = re.compile(
 )
 
 
-class FormatterBug(BuildspecError):
-    """The formatted text would not mean the same as the input (never expected)."""
-
 
 @dataclass(frozen=True, slots=True)
-class _Comment:
+class Comment:
     line: int
     column: int
     text: str
@@ -115,19 +84,19 @@ class _Out:
 
 
 @dataclass
-class _Source:
+class Source:
     """The tokens and comments of the text, by position, for layout decisions."""
 
     tokens: list[_Tok]
     positions: list[tuple[int, int]]
-    comments: list[_Comment]
+    comments: list[Comment]
     closer: dict[tuple[int, int], tuple[int, int]]  # opening bracket -> its closing bracket
     placed: set[int] = field(default_factory=set)  # indexes into comments
 
     @classmethod
-    def scan(cls, text: str) -> _Source:
+    def scan(cls, text: str) -> Source:
         tokens: list[_Tok] = []
-        comments: list[_Comment] = []
+        comments: list[Comment] = []
         closer: dict[tuple[int, int], tuple[int, int]] = {}
         stack: list[tuple[int, int]] = []
         line, line_start, code_on_line = 1, 0, False
@@ -137,7 +106,7 @@ class _Source:
             if kind == "nl":
                 line, line_start, code_on_line = line + 1, m.end(), False
             elif kind == "comment":
-                comments.append(_Comment(line, column, m.group().rstrip(), not code_on_line))
+                comments.append(Comment(line, column, m.group().rstrip(), not code_on_line))
             elif kind != "ws":
                 code_on_line = True
                 tokens.append(_Tok(kind, line, column))
@@ -172,18 +141,9 @@ def _item_pos(item: Statement | Assign | Block | TagLine) -> tuple[int, int]:
     return _pos(item.span)
 
 
-def format_text(text: str, file: str = "Buildfile") -> str:
-    """The canonical layout of ``text``; raises BuildfileError when it does not parse."""
-    text = text.replace("\r\n", "\n")
-    source = parse(text, file)
-    formatter = _Formatter(_Source.scan(text))
-    formatted = formatter.file(source)
-    _verify(source, formatted, file, formatter.source.comments)
-    return formatted
 
-
-class _Formatter:
-    def __init__(self, source: _Source) -> None:
+class Formatter:
+    def __init__(self, source: Source) -> None:
         self.source = source
 
     # ---------------------------------------------------------------- containers
@@ -264,13 +224,13 @@ class _Formatter:
     def item(self, item: Statement | Assign | Block | TagLine, depth: int, following: tuple[int, int],
              quoted_keys: bool) -> list[_Out]:
         if isinstance(item, Assign):
-            return self.assignment(_key(item.key, quoted_keys), item.value, item.span.line, depth)
+            return self.assignment(render_key(item.key, quoted_keys), item.value, item.span.line, depth)
         if isinstance(item, NamedAssign):
             return self.assignment(f"{item.kind} {item.name}", item.value, item.span.line, depth)
         if isinstance(item, TagLine):
             if item.condition is None:
                 return [_Out(depth, item.template.raw, item.span.line)]
-            return [_keyed(depth, item.span.line, item.template.raw, "  if ", _condition(item.condition))]
+            return [_keyed(depth, item.span.line, item.template.raw, "  if ", render_condition(item.condition))]
         return self.block(item, depth)
 
     def assignment(self, key: str, value: Value, line: int, depth: int) -> list[_Out]:
@@ -279,18 +239,18 @@ class _Formatter:
             closing = self.source.closer.get(_pos(value.span))
             if closing is not None and closing[0] > value.span.line:
                 return self.long_list(head, value, line, depth, closing)
-        return [_keyed(depth, line, key, " = ", _value(value))]
+        return [_keyed(depth, line, key, " = ", render_value(value))]
 
     def long_list(self, head: str, value: ListValue, line: int, depth: int,
                   closing: tuple[int, int]) -> list[_Out]:
         lines = [_Out(depth, head + "[", line)]
         for index, element in enumerate(value.items):
-            start = _pos(_span_of_value(element))
+            start = _pos(element.span)
             for i in self.source.comments_in((0, 0), start):
                 if self.source.comments[i].own_line:
                     lines.append(self.own_comment(i, depth + 1, blank=False))
-            following = _pos(_span_of_value(value.items[index + 1])) if index + 1 < len(value.items) else closing
-            lines.append(_Out(depth + 1, _value(element) + ",", _span_of_value(element).line))
+            following = _pos(value.items[index + 1].span) if index + 1 < len(value.items) else closing
+            lines.append(_Out(depth + 1, render_value(element) + ",", element.span.line))
             self._trailing_onto(lines[-1], start, following)
         for i in self.source.comments_in((0, 0), closing):
             if self.source.comments[i].own_line:
@@ -331,79 +291,6 @@ class _Formatter:
                 last = comment.line
         lines.append(_Out(depth, "}", closing[0]))
         return lines
-
-
-# ---------------------------------------------------------------- values and conditions
-
-
-def _key(key: str, quoted: bool) -> str:
-    if not quoted and _NAME.fullmatch(key) and key not in _KEYWORDS:
-        return key
-    return _quote(key)
-
-
-def _quote(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
-def _value(value: Value) -> str:
-    if isinstance(value, Str):
-        return value.raw
-    if isinstance(value, Word):
-        return value.text
-    if isinstance(value, ListValue):
-        return "[" + ", ".join(_value(v) for v in value.items) + "]"
-    return f"{value.name}(" + ", ".join(_value(v) for v in value.args) + ")"
-
-
-def _span_of_value(value: Value) -> Span:
-    return value.span
-
-
-# Binding strength: or < and < not < comparison < operand.
-_STRENGTH = {"or": 1, "and": 2}
-
-
-def _strength(node: Condition) -> int:
-    if isinstance(node, BoolOp):
-        return _STRENGTH[node.op]
-    if isinstance(node, Not):
-        return 3
-    if isinstance(node, Compare):
-        return 4
-    return 5
-
-
-def _condition(node: Condition) -> str:
-    """A condition with exactly the parentheses its grammar needs (iterative: it may be deep)."""
-    parts: list[str] = []
-    stack: list[Condition | str] = [node]
-    while stack:
-        top = stack.pop()
-        if isinstance(top, str):
-            parts.append(top)
-        elif isinstance(top, BoolOp):
-            # or_cond: or_cond "or" and_cond  /  and_cond: and_cond "and" not_cond
-            mine = _STRENGTH[top.op]
-            stack.extend(reversed([*_wrap(top.left, _strength(top.left) < mine),
-                                   f" {top.op} ", *_wrap(top.right, _strength(top.right) <= mine)]))
-        elif isinstance(top, Not):
-            # `not a == "b"` parses as `not (a == "b")`; the parentheses say so to the reader.
-            stack.extend(reversed(["not ", *_wrap(top.operand, _strength(top.operand) != 3 and
-                                                  _strength(top.operand) < 5)]))
-        elif isinstance(top, Compare):
-            stack.extend(reversed([*_wrap(top.left, _strength(top.left) < 5), f" {top.op} ",
-                                   *_wrap(top.right, _strength(top.right) < 5)]))
-        elif isinstance(top, NameRef):
-            parts.append(top.path)
-        else:
-            parts.append(_value(top))
-    return "".join(parts)
-
-
-def _wrap(node: Condition, parenthesise: bool) -> list[Condition | str]:
-    return ["(", node, ")"] if parenthesise else [node]
 
 
 # ---------------------------------------------------------------- layout
@@ -470,101 +357,3 @@ def _render(lines: list[_Out]) -> str:
     return "\n".join(texts) + "\n" if texts else ""
 
 
-# ---------------------------------------------------------------- self-check
-
-
-def _shape(node: Any) -> Any:
-    """A node as plain data without positions (and without the raw text of a string key)."""
-    if isinstance(node, tuple):
-        return tuple(_shape(n) for n in node)
-    if isinstance(node, Str):
-        return ("Str", node.raw)
-    if isinstance(node, Word):
-        return ("Word", node.text)
-    if isinstance(node, NameRef):
-        return ("Name", node.path)
-    if isinstance(node, ListValue):
-        return ("List", _shape(node.items))
-    if isinstance(node, Call):
-        return ("Call", node.name, _shape(node.args))
-    if isinstance(node, Not):
-        return ("Not", _shape(node.operand))
-    if isinstance(node, BoolOp | Compare):
-        return (node.op, _shape(node.left), _shape(node.right))
-    if isinstance(node, Assign):
-        return ("Assign", node.key, _shape(node.value))
-    if isinstance(node, NamedAssign):
-        return ("NamedAssign", node.kind, node.name, _shape(node.value))
-    if isinstance(node, TagLine):
-        return ("Tag", _shape(node.template), None if node.condition is None else _shape(node.condition))
-    if isinstance(node, Block):
-        return ("Block", node.kind, node.label, _shape(node.items))
-    raise TypeError(type(node).__name__)
-
-
-def _verify(before: SourceFile, formatted: str, file: str, comments: list[_Comment]) -> None:
-    try:
-        after = parse(formatted, file)
-    except BuildfileError as e:
-        raise FormatterBug(f"{file}: the formatted text does not parse ({e.message}); please report this") from None
-    if _shape(before.statements) != _shape(after.statements):
-        raise FormatterBug(f"{file}: formatting would change the meaning of the file; please report this")
-    if sorted(c.text for c in comments) != sorted(c.text for c in _Source.scan(formatted).comments):
-        raise FormatterBug(f"{file}: formatting would lose or split a comment; please report this")
-
-
-# ---------------------------------------------------------------- the command
-
-
-@dataclass(frozen=True)
-class FmtResult:
-    changed: list[str]  # files whose layout is not (or was not) canonical
-    output: str  # what goes to stdout: diffs, or the formatted text of stdin
-
-
-def run_fmt(files: Sequence[str], *, check: bool, diff: bool, stdin: str | None = None) -> FmtResult:
-    """Format ``files`` in place (or only report with ``check``/``diff``); ``-`` is stdin.
-
-    Every file is parsed before any is written, so a syntax error in one leaves all untouched.
-    """
-    import difflib
-    from pathlib import Path
-
-    from buildspec.syntax import read_source
-
-    results: list[tuple[str, str, str]] = []
-    for name in _expand(files):
-        text = (stdin or "") if name == "-" else read_source(Path(name), name)
-        results.append((name, text, format_text(text, "<stdin>" if name == "-" else name)))
-    changed: list[str] = []
-    output: list[str] = []
-    for name, text, formatted in results:
-        if formatted != text:
-            changed.append(name)
-        if diff:
-            output.extend(difflib.unified_diff(text.splitlines(keepends=True), formatted.splitlines(keepends=True),
-                                               f"{name} (original)", f"{name} (formatted)"))
-        elif name == "-" and not check:
-            output.append(formatted)
-        elif formatted != text and not check:
-            Path(name).write_text(formatted, encoding="utf-8")
-    return FmtResult(changed, "".join(output))
-
-
-_SKIPPED_FOLDERS = {".git", ".venv", "node_modules", ".buildspec", "__pycache__"}
-
-
-def _expand(files: Sequence[str]) -> list[str]:
-    """Files as given; a folder stands for every file named Buildfile below it (as gofmt DIR)."""
-    import os
-
-    expanded: list[str] = []
-    for name in files:
-        if name == "-" or not os.path.isdir(name):
-            expanded.append(name)
-            continue
-        for folder, subfolders, names in os.walk(name):
-            subfolders[:] = sorted(d for d in subfolders if d not in _SKIPPED_FOLDERS)
-            if "Buildfile" in names and os.path.isfile(os.path.join(folder, "Buildfile")):
-                expanded.append(os.path.join(folder, "Buildfile"))
-    return expanded

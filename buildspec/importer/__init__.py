@@ -25,7 +25,6 @@ The result is printed in ``buildspec fmt``'s layout (and so parsed once).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -35,12 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from buildspec.errors import BuildspecError, UsageError
+from buildspec.importer.matrix import Matrix, fold
+from buildspec.importer.text import common_registry, key_text, name_text, split_tag, string, template_literal
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Names a matrix axis may not take: settings and the names every template sees.
-_RESERVED = {"registry", "version", "platforms", "backend", "name", "tag", "platform", "git", "date",
-             "publish", "builder", "version_scheme", "default_branch", "short_sha_length", "platform_tag"}
 _HANDLED = {"context", "contexts", "dockerfile", "args", "labels", "tags", "target", "platforms", "cache-from",
             "cache-to", "description", "matrix", "name", "inherits", "dockerfile-inline"}
 TIMEOUT = 120.0
@@ -98,9 +95,10 @@ def translate(definition: Mapping[str, Any], *, cwd: Path, output_dir: Path, sou
     for group, members in groups.items():
         if group in all_targets or len(members) < 2 or not all(m in all_targets for m in members):
             continue
-        matrix = _fold(group, [(m, all_targets[m]) for m in members])
+        cells = [(m, all_targets[m]) for m in members]
+        matrix = fold(cells)
         if matrix is not None:
-            images.append(matrix)
+            images.append(_Image(group, [dict(cells[0][1])], matrix, cells))
             folded.update(members)
     for name, spec in all_targets.items():
         if name not in folded:
@@ -108,14 +106,14 @@ def translate(definition: Mapping[str, Any], *, cwd: Path, output_dir: Path, sou
     order = {name: i for i, name in enumerate(all_targets)}
     images.sort(key=lambda image: order[image.members[0][0]] if image.matrix else order[image.name])
 
-    repositories = [_split_tag(t)[0] for image in images for t in image.spec.get("tags") or []]
-    registry = _common_registry(repositories)
+    repositories = [split_tag(t)[0] for image in images for t in image.spec.get("tags") or []]
+    registry = common_registry(repositories)
     platform_sets = {tuple(image.spec.get("platforms") or ()) for image in images}
     shared_platforms = next(iter(platform_sets)) if len(platform_sets) == 1 and () not in platform_sets else ()
 
     out = [f"# Imported from {source} by `buildspec import` (bake evaluated its variables and functions).", ""]
     if registry:
-        out.append(f"registry  = {_string(registry)}")
+        out.append(f"registry  = {string(registry)}")
     if shared_platforms:
         out.append(f"platforms = [{', '.join(shared_platforms)}]")
     for image in images:
@@ -129,14 +127,14 @@ def translate(definition: Mapping[str, Any], *, cwd: Path, output_dir: Path, sou
         if group in names:
             out.append(f"# bake: group {group} has the name of a target; not imported")
             continue
-        out.append(f"group {_name(group)} = [{', '.join(_name(m) for m in members)}]")
+        out.append(f"group {name_text(group)} = [{', '.join(name_text(m) for m in members)}]")
     return "\n".join(out) + "\n"
 
 
 class _Image:
     """One image statement: a plain target, or a folded matrix (``matrix`` = axis -> values)."""
 
-    def __init__(self, name: str, specs: list[dict[str, Any]], matrix: _Matrix | None,
+    def __init__(self, name: str, specs: list[dict[str, Any]], matrix: Matrix | None,
                  members: list[tuple[str, dict[str, Any]]] | None = None) -> None:
         self.name = name
         self.spec = specs[0]
@@ -149,9 +147,9 @@ class _Image:
         varying = matrix.varying if matrix else set()
 
         def field(key: str, value: str) -> str:
-            return matrix.templates[key] if matrix and key in varying else _template_literal(value)
+            return matrix.templates[key] if matrix and key in varying else template_literal(value)
 
-        lines = [f"image {_name(self.name)} {{"]
+        lines = [f"image {name_text(self.name)} {{"]
         notes: list[str] = []
         if spec.get("description"):
             lines.append(f"    # {spec['description']}")
@@ -161,40 +159,40 @@ class _Image:
         else:
             relative = os.path.relpath((cwd / context).resolve(), output_dir)
             if relative != ".":
-                lines.append(f"    context = {_string(_template_literal(relative))}")
+                lines.append(f"    context = {string(template_literal(relative))}")
         dockerfile = spec.get("dockerfile") or "Dockerfile"
         if os.path.isabs(dockerfile):
             dockerfile = os.path.relpath(dockerfile, (cwd / context).resolve())
         if dockerfile != "Dockerfile":
-            lines.append(f"    dockerfile = {_string(_template_literal(dockerfile))}")
+            lines.append(f"    dockerfile = {string(template_literal(dockerfile))}")
         if spec.get("dockerfile-inline"):
             notes.append("dockerfile-inline has no equivalent: write it to a Dockerfile")
         if spec.get("target"):
-            lines.append(f"    target = {_string(field('target', spec['target']))}")
+            lines.append(f"    target = {string(field('target', spec['target']))}")
         if spec.get("platforms") and not shared_platforms:
             lines.append(f"    platforms = [{', '.join(spec['platforms'])}]")
         if matrix:
             lines.append("    matrix {")
-            lines += [f"        {axis} = [{', '.join(_string(v) for v in vals)}]" for axis, vals in matrix.axes.items()]
+            lines += [f"        {axis} = [{', '.join(string(v) for v in vals)}]" for axis, vals in matrix.axes.items()]
             lines.append("    }")
-            lines.append(f"    name = {_string(matrix.templates['@name'])}")
+            lines.append(f"    name = {string(matrix.templates['@name'])}")
         args = [(k, field(f"args.{k}", str(v))) for k, v in (spec.get("args") or {}).items() if v is not None]
         pins, context_notes = _contexts(spec.get("contexts") or {}, plain_targets, matrix_cells)
         notes += context_notes
         if args or pins:
             lines.append("    args {")
-            lines += [f"        {_key(k)} = {_string(v)}" for k, v in args]
-            lines += [f"        {_key(k)} = image({_name(t)})" for k, t in pins]
+            lines += [f"        {key_text(k)} = {string(v)}" for k, v in args]
+            lines += [f"        {key_text(k)} = image({name_text(t)})" for k, t in pins]
             lines.append("    }")
         labels = [(k, field(f"labels.{k}", str(v))) for k, v in (spec.get("labels") or {}).items() if v is not None]
         if labels:
             lines.append("    labels {")
-            lines += [f"        {json.dumps(k)} = {_string(v)}" for k, v in labels]
+            lines += [f"        {json.dumps(k)} = {string(v)}" for k, v in labels]
             lines.append("    }")
         lines += self._tags(registry, notes)
         cache = _cache(spec, notes)
         if cache:
-            lines.append(f"    cache = {_string(_template_literal(cache))}")
+            lines.append(f"    cache = {string(template_literal(cache))}")
         for key in sorted(set(spec) - _HANDLED):
             if spec[key] not in (None, [], {}, "", False):
                 notes.append(f"{key} = {json.dumps(spec[key])} has no equivalent in buildspec")
@@ -209,23 +207,23 @@ class _Image:
             notes.append("no tags: bake would push nothing; buildspec tags it latest under {registry}/NAME")
             return []
         repo_template = matrix.templates.get("@repository") if matrix else None
-        repository = _split_tag(tags[0])[0]
-        kept = [t for t in tags if _split_tag(t)[0] == repository]
+        repository = split_tag(tags[0])[0]
+        kept = [t for t in tags if split_tag(t)[0] == repository]
         for dropped in tags[len(kept):] if len(kept) < len(tags) else []:
             notes.append(f"tag {dropped} is in another repository: buildspec pushes one repository per image")
         if repo_template is None:
-            repo_template = _template_literal(repository)
+            repo_template = template_literal(repository)
         default = "{registry}/{name}"
-        if registry and repo_template.startswith(_template_literal(registry) + "/"):
-            repo_template = "{registry}" + repo_template[len(_template_literal(registry)):]
+        if registry and repo_template.startswith(template_literal(registry) + "/"):
+            repo_template = "{registry}" + repo_template[len(template_literal(registry)):]
         lines = []
         # The default repository is {registry}/{name}, and a matrix cell's name is the cell's.
         implied = {default} if matrix else {default, default.replace("{name}", self.name)}
         if not registry or repo_template not in implied:
-            lines.append(f"    repository = {_string(repo_template)}")
-        tag_values = [matrix.templates[f"@tag{i}"] if matrix else _template_literal(_split_tag(t)[1])
+            lines.append(f"    repository = {string(repo_template)}")
+        tag_values = [matrix.templates[f"@tag{i}"] if matrix else template_literal(split_tag(t)[1])
                       for i, t in enumerate(kept)]
-        lines.append(f"    tags = [{', '.join(_string(t) for t in tag_values)}]")
+        lines.append(f"    tags = [{', '.join(string(t) for t in tag_values)}]")
         return lines
 
 
@@ -252,153 +250,10 @@ def _cache(spec: Mapping[str, Any], notes: list[str]) -> str | None:
             text = entry if isinstance(entry, str) else ",".join(f"{k}={v}" for k, v in entry.items())
             fields = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
             if fields.get("type") == "registry" and fields.get("ref"):
-                cache = cache or _split_tag(fields["ref"])[0]
+                cache = cache or split_tag(fields["ref"])[0]
             else:
                 notes.append(f"{key} {text} has no equivalent (buildspec caches in a registry: cache = REPOSITORY)")
     if cache:
         notes.append(f"cache-from/cache-to became cache = {cache} (buildspec keeps one cache tag per image "
                      "and platform in it)")
     return cache
-
-
-# ---------------------------------------------------------------- matrices
-
-
-class _Matrix:
-    def __init__(self, axes: dict[str, list[str]], templates: dict[str, str], varying: set[str]) -> None:
-        self.axes = axes
-        self.templates = templates  # field -> template: "args.K", "labels.K", "@name", "@tagN", ...
-        self.varying = varying  # the fields whose template differs from cell to cell
-
-
-def _fold(group: str, cells: list[tuple[str, dict[str, Any]]]) -> _Image | None:
-    """The cells of one bake matrix as one buildspec matrix image, or None when they are not one."""
-    fields = [_fields(name, spec) for name, spec in cells]
-    if any(f.keys() != fields[0].keys() for f in fields):
-        return None
-    varying = [k for k in fields[0] if len({f[k] for f in fields}) > 1]
-    if any(k in ("context", "dockerfile", "platforms") or k.startswith("contexts.") for k in varying):
-        return None  # paths and platforms are not templates in a Buildfile
-    axis_args = [k for k in varying if k.startswith("args.")]
-    if not axis_args:
-        return None
-    axes: dict[str, list[str]] = {}
-    for key in axis_args:
-        axis = key.removeprefix("args.").lower().replace("-", "_")
-        if not _ARG_NAME.fullmatch(axis) or axis in _RESERVED or axis in axes:
-            axis = f"{axis}_axis"
-        axes[axis] = list(dict.fromkeys(f[key] for f in fields))
-    combos = [tuple(f[key] for key in axis_args) for f in fields]
-    if len(set(combos)) != len(cells) or len(cells) != _product(len(v) for v in axes.values()):
-        return None
-    axis_names = list(axes)
-    templates: dict[str, str] = {}
-    for key in fields[0]:
-        if key in axis_args:
-            templates[key] = "{" + axis_names[axis_args.index(key)] + "}"
-            continue
-        if key not in varying:
-            templates[key] = _template_literal(fields[0][key])
-            continue
-        template = _templatise([f[key] for f in fields], combos, axis_names)
-        if template is None:
-            return None
-        templates[key] = template
-    spec = dict(cells[0][1])
-    return _Image(group, [spec], _Matrix(axes, templates, set(varying)), cells)
-
-
-def _product(sizes: Any) -> int:
-    result = 1
-    for size in sizes:
-        result *= size
-    return result
-
-
-def _fields(name: str, spec: Mapping[str, Any]) -> dict[str, str]:
-    """The strings of a target that a template may carry, by field."""
-    fields = {"@name": name, "context": spec.get("context") or ".",
-              "dockerfile": spec.get("dockerfile") or "Dockerfile", "target": spec.get("target") or "",
-              "platforms": ",".join(spec.get("platforms") or [])}
-    fields |= {f"args.{k}": str(v) for k, v in (spec.get("args") or {}).items() if v is not None}
-    fields |= {f"labels.{k}": str(v) for k, v in (spec.get("labels") or {}).items() if v is not None}
-    tags = spec.get("tags") or []
-    if tags:
-        fields["@repository"] = _split_tag(tags[0])[0]
-        fields |= {f"@tag{i}": _split_tag(t)[1] for i, t in enumerate(tags)}
-    fields |= {f"contexts.{k}": str(v) for k, v in (spec.get("contexts") or {}).items()}
-    return fields
-
-
-def _templatise(values: list[str], combos: list[tuple[str, ...]], axes: list[str]) -> str | None:
-    """A template that renders to ``values[i]`` for the axis values ``combos[i]``, or None."""
-    first, combo = values[0], combos[0]
-    # Longest values first, so that "3.12" is replaced before "3".
-    order = sorted(range(len(axes)), key=lambda i: -len(combo[i]))
-    for last_only in (False, True):
-        template = _template_literal(first)
-        for i in order:
-            value = _template_literal(combo[i])
-            if not value:
-                continue
-            if last_only:
-                at = template.rfind(value)
-                if at >= 0:
-                    template = template[:at] + "{" + axes[i] + "}" + template[at + len(value):]
-            else:
-                template = template.replace(value, "{" + axes[i] + "}")
-        if all(_render(template, dict(zip(axes, c, strict=True))) == v for v, c in zip(values, combos, strict=True)):
-            return template
-    return None
-
-
-def _render(template: str, values: Mapping[str, str]) -> str:
-    out = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: values.get(m.group(1), m.group(0)), template)
-    return out.replace("{{", "{").replace("}}", "}")
-
-
-# ---------------------------------------------------------------- text
-
-
-def _split_tag(reference: str) -> tuple[str, str]:
-    """``repo:tag`` -> (repo, tag); no tag means ``latest``, as Docker reads it."""
-    name, _, _digest = reference.partition("@")
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1:]
-    return name, "latest"
-
-
-def _common_registry(repositories: Sequence[str]) -> str | None:
-    """The longest folder all repositories share (``127.0.0.1:5000/team``), if any."""
-    if not repositories:
-        return None
-    parts = [r.split("/")[:-1] for r in repositories]
-    common = []
-    for column in itertools.zip_longest(*parts):
-        if None in column or len(set(column)) != 1:
-            break
-        common.append(column[0])
-    return "/".join(common) or None
-
-
-def _template_literal(text: str) -> str:
-    """Text as a template that renders to exactly that text: braces doubled."""
-    return text.replace("{", "{{").replace("}", "}}")
-
-
-def _string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
-def _key(key: str) -> str:
-    return key if _NAME.fullmatch(key) and key not in ("if", "and", "or", "not") else _string(key)
-
-
-def _name(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise UsageError(f"bake target or group '{name}' is not a valid buildspec name "
-                         "(letters, digits, '_', '-', '.'; starting with a letter or '_')")
-    return name

@@ -92,6 +92,11 @@ class Source:
     comments: list[Comment]
     closer: dict[tuple[int, int], tuple[int, int]]  # opening bracket -> its closing bracket
     placed: set[int] = field(default_factory=set)  # indexes into comments
+    comment_positions: list[tuple[int, int]] = field(default_factory=list)
+    _low: int = 0
+
+    def __post_init__(self) -> None:
+        self.comment_positions = [(c.line, c.column) for c in self.comments]
 
     @classmethod
     def scan(cls, text: str) -> Source:
@@ -129,8 +134,16 @@ class Source:
         return (tok.line, tok.column)
 
     def comments_in(self, start: tuple[int, int], end: tuple[int, int]) -> list[int]:
-        return [i for i, c in enumerate(self.comments)
-                if i not in self.placed and start <= (c.line, c.column) < end]
+        """Indexes of the comments not placed yet in [start, end), in order.
+
+        Comments are placed roughly in order, so the search starts at the first one
+        not placed yet (``_low``): a large file stays linear, not quadratic.
+        """
+        while self._low < len(self.comments) and self._low in self.placed:
+            self._low += 1
+        low = max(self._low, bisect.bisect_left(self.comment_positions, start))
+        high = bisect.bisect_left(self.comment_positions, end)
+        return [i for i in range(low, high) if i not in self.placed]
 
 
 def _pos(span: Span) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -301,3 +302,28 @@ def test_a_folder_stands_for_every_buildfile_below_it(tmp_path: Path, capsys: py
     status, _, err = run(capsys, "fmt", "--check", str(tmp_path))
     messy = tmp_path / "a" / "b" / "Buildfile"
     assert (status, err) == (1, f"{messy}: not formatted (run: buildspec fmt {messy})\n")
+
+
+def _doc_samples() -> list[tuple[str, int, str]]:
+    samples = []
+    for doc in ("README.md", "docs/language.md", "docs/tags.md", "docs/ci-without-docker.md"):
+        text = (REPO / doc).read_text()
+        for match in re.finditer(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M):
+            try:
+                parse(match.group(1))
+            except BuildfileError:
+                continue  # shell commands, JSON, YAML
+            if match.group(1).strip():
+                samples.append((doc, text.count("\n", 0, match.start()) + 1, match.group(1)))
+    return samples
+
+
+def test_every_buildfile_sample_of_the_docs_keeps_every_construct() -> None:
+    """docs/language.md's sample uses every construct of the language: fmt keeps the tree
+    (its own check) and every comment, and is idempotent on each sample of the docs."""
+    samples = _doc_samples()
+    assert any(doc == "docs/language.md" and "group default" in text for doc, _, text in samples)
+    for doc, line, text in samples:
+        formatted = format_text(text, f"{doc}:{line}")
+        assert format_text(formatted) == formatted, (doc, line)
+        assert _comments(formatted) == _comments(text), (doc, line)

@@ -65,8 +65,9 @@ def doctor(options: DoctorOptions, environ: Mapping[str, str] | None = None) -> 
     checks += backend_checks
     checks += machine.tools(project, backends)
     checks += machine.platforms(platforms)
-    # The cache repositories too: a build pushes its cache there.
-    repositories = {image.repository for image in images} | {image.cache for image in images if image.cache}
+    # Every repository an image is published to, and the cache repositories: a build pushes its cache there.
+    repositories = {r for image in images for r in image.repositories}
+    repositories |= {image.cache for image in images if image.cache}
     checks += registries.check_all(sorted(repositories), options.insecure_registries)
     checks.append(machine.git(project))
     return Report(options.file, tuple(checks))

@@ -206,23 +206,35 @@ class _Image:
         if not tags:
             notes.append("no tags: bake would push nothing; buildspec tags it latest under {registry}/NAME")
             return []
-        repo_template = matrix.templates.get("@repository") if matrix else None
-        repository = split_tag(tags[0])[0]
-        kept = [t for t in tags if split_tag(t)[0] == repository]
-        for dropped in tags[len(kept):] if len(kept) < len(tags) else []:
-            notes.append(f"tag {dropped} is in another repository: buildspec pushes one repository per image")
-        if repo_template is None:
-            repo_template = template_literal(repository)
-        default = "{registry}/{name}"
-        if registry and repo_template.startswith(template_literal(registry) + "/"):
-            repo_template = "{registry}" + repo_template[len(template_literal(registry)):]
+        # bake pushes each tag as written; buildspec pushes every tag to every repository of
+        # the image, so repositories with the same tags become one list (repository = [...]).
+        by_repository: dict[str, list[str]] = {}
+        for tag in tags:
+            repository, name = split_tag(tag)
+            by_repository.setdefault(repository, []).append(name)
+        first, *rest = by_repository
+        same = [first] + ([] if matrix else [r for r in rest if by_repository[r] == by_repository[first]])
+        for repository in by_repository:
+            if repository not in same:
+                notes += [f"tag {repository}:{name} has no equivalent: buildspec pushes every tag of an image to "
+                          f"each of its repositories, and {first} has other tags" for name in by_repository[repository]]
+        templates = [template_literal(r) for r in same]
+        if matrix and matrix.templates.get("@repository"):
+            templates[0] = matrix.templates["@repository"]
+        if registry:
+            prefix = template_literal(registry) + "/"
+            templates = ["{registry}/" + t[len(prefix):] if t.startswith(prefix) else t for t in templates]
         lines = []
         # The default repository is {registry}/{name}, and a matrix cell's name is the cell's.
+        default = "{registry}/{name}"
         implied = {default} if matrix else {default, default.replace("{name}", self.name)}
-        if not registry or repo_template not in implied:
-            lines.append(f"    repository = {string(repo_template)}")
-        tag_values = [matrix.templates[f"@tag{i}"] if matrix else template_literal(split_tag(t)[1])
-                      for i, t in enumerate(kept)]
+        if len(templates) > 1:
+            lines.append(f"    repository = [{', '.join(string(t) for t in templates)}]")
+        elif not registry or templates[0] not in implied:
+            lines.append(f"    repository = {string(templates[0])}")
+        in_first = [i for i, tag in enumerate(tags) if split_tag(tag)[0] == first]
+        tag_values = [matrix.templates[f"@tag{i}"] if matrix else template_literal(split_tag(tags[i])[1])
+                      for i in in_first]
         lines.append(f"    tags = [{', '.join(string(t) for t in tag_values)}]")
         return lines
 

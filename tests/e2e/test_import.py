@@ -94,7 +94,8 @@ target "lint" {
 JSON = {
     "group": {"default": {"targets": ["db", "webapp-dev"]}},
     "target": {
-        "webapp-dev": {"dockerfile": "Dockerfile.webapp", "tags": ["127.0.0.1:5000/bake-json/webapp"],
+        "webapp-dev": {"dockerfile": "Dockerfile.webapp",
+                       "tags": ["127.0.0.1:5000/bake-json/webapp", "127.0.0.1:5001/bake-json/webapp"],
                        "args": {"BRANCH": "{main}"}},
         "db": {"dockerfile": "Dockerfile.db", "tags": ["127.0.0.1:5000/bake-json/db"],
                "platforms": ["linux/arm64"]},
@@ -161,7 +162,7 @@ def assert_builds_the_same(folder: Path, bake: dict[str, Any], plan: dict[str, A
     for name, target in bake["target"].items():
         image = images[name]
         tags = {t if ":" in t.rsplit("/", 1)[-1] else f"{t}:latest" for t in target.get("tags", [])}
-        assert {f"{image['repository']}:{tag}" for tag in image["tags"]} == tags, name
+        assert {f"{repository}:{tag}" for repository in image["repositories"] for tag in image["tags"]} == tags, name
         platforms = target.get("platforms") or [HOST]
         assert image["platforms"] == platforms, name
         context = (folder / target.get("context", ".")).resolve()
@@ -213,6 +214,8 @@ def test_json_bake_file(tmp_path: Path) -> None:
     buildfile, plan = import_and_plan(folder, "docker-bake.json")
     assert_builds_the_same(folder, bake, plan)
     assert 'BRANCH = "{{main}}"' in buildfile  # a literal brace stays literal
+    # The same tags in two registries: one image published to both repositories.
+    assert '"127.0.0.1:5000/bake-json/webapp", "127.0.0.1:5001/bake-json/webapp"]' in buildfile
 
 
 def test_compose_file(tmp_path: Path) -> None:

@@ -34,10 +34,18 @@ def bake(targets: dict[str, dict[str, object]], groups: dict[str, list[str]] | N
     return formatted
 
 
-def test_tags_in_two_repositories_keep_the_first_and_say_so() -> None:
-    text = bake({"app": {"context": ".", "tags": ["r.io/a/app:1", "r.io/a/app:latest", "other.io/app:1"]}})
+def test_the_same_tags_in_two_repositories_become_a_list_of_repositories() -> None:
+    text = bake({"app": {"tags": ["r.io/a/app:1", "other.io/app:1", "r.io/a/app:latest", "other.io/app:latest"]}})
+    assert re.search(r'^    repository += \["r.io/a/app", "other.io/app"\]$', text, re.M), text
     assert re.search(r'^    tags += \["1", "latest"\]$', text, re.M)
-    assert "# bake: tag other.io/app:1 is in another repository: buildspec pushes one repository per image" in text
+    assert "# bake:" not in text
+
+
+def test_other_tags_in_another_repository_keep_the_first_and_say_so() -> None:
+    text = bake({"app": {"context": ".", "tags": ["r.io/a/app:1", "other.io/app:2", "r.io/a/app:latest"]}})
+    assert re.search(r'^    tags += \["1", "latest"\]$', text, re.M)
+    assert "# bake: tag other.io/app:2 has no equivalent: buildspec pushes every tag of an image to each of " \
+        "its repositories, and r.io/a/app has other tags" in text
 
 
 def test_a_remote_context_and_unknown_fields_become_comments() -> None:

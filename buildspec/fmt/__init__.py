@@ -99,7 +99,8 @@ def _shape(node: Any) -> Any:
     if isinstance(node, NamedAssign):
         return ("NamedAssign", node.kind, node.name, _shape(node.value))
     if isinstance(node, TagLine):
-        return ("Tag", _shape(node.template), None if node.condition is None else _shape(node.condition))
+        options = tuple((o.name, None if o.value is None else _shape(o.value)) for o in node.options)
+        return ("Tag", _shape(node.template), options, None if node.condition is None else _shape(node.condition))
     if isinstance(node, Block):
         return ("Block", node.kind, node.label, _shape(node.items))
     raise TypeError(type(node).__name__)

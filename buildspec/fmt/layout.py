@@ -241,9 +241,10 @@ class Formatter:
         if isinstance(item, NamedAssign):
             return self.assignment(f"{item.kind} {item.name}", item.value, item.span.line, depth)
         if isinstance(item, TagLine):
+            head = item.template.raw + _tag_options(item)
             if item.condition is None:
-                return [_Out(depth, item.template.raw, item.span.line)]
-            return [_keyed(depth, item.span.line, item.template.raw, "  if ", render_condition(item.condition))]
+                return [_Out(depth, head, item.span.line)]
+            return [_keyed(depth, item.span.line, head, "  if ", render_condition(item.condition))]
         return self.block(item, depth)
 
     def assignment(self, key: str, value: Value, line: int, depth: int) -> list[_Out]:
@@ -370,3 +371,9 @@ def _render(lines: list[_Out]) -> str:
     return "\n".join(texts) + "\n" if texts else ""
 
 
+def _tag_options(item: TagLine) -> str:
+    """A tag line's ``[prefix = "pr-", latest]``, written in one canonical form."""
+    if not item.options:
+        return ""
+    parts = [o.name if o.value is None else f"{o.name} = {render_value(o.value)}" for o in item.options]
+    return " [" + ", ".join(parts) + "]"

@@ -327,3 +327,11 @@ def test_every_buildfile_sample_of_the_docs_keeps_every_construct() -> None:
         formatted = format_text(text, f"{doc}:{line}")
         assert format_text(formatted) == formatted, (doc, line)
         assert _comments(formatted) == _comments(text), (doc, line)
+
+
+def test_tag_line_options_are_kept(tmp_path: Path) -> None:
+    text = ('registry = "r.example/a"\n\ntags release {\n'
+            '    "pr-{git.pr}" [prefix="", suffix = "-x",latest] if git.pr\n}\n\nimage app {\n    tags = release\n}\n')
+    formatted = format_text(text)
+    assert '"pr-{git.pr}" [prefix = "", suffix = "-x", latest]  if git.pr' in formatted, formatted
+    assert format_text(formatted) == formatted

@@ -53,7 +53,7 @@ from buildspec.platform import Platform
 from buildspec.registry.client import RegistryClient
 from buildspec.registry.index import IndexEntry, select_child
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
-from buildspec.uptodate import records
+from buildspec.uptodate import act
 from buildspec.uptodate.check import Checker, Verdict
 
 ANNOTATED_LABELS = "org.opencontainers.image."
@@ -100,7 +100,7 @@ def _run(project: Project, graph: nx.DiGraph[str], options: RunOptions, on_child
         else:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preflight") as pool:
                 preflight = pool.submit(_check_registries, project, plan, client)
-                verdicts = upfront_verdicts(project, plan, checker)
+                verdicts = act.upfront_verdicts(project, plan, checker)
                 preflight.result()
         fresh = {node for node, verdict in verdicts.items() if verdict.fresh}
         shared = _Shared(client, _PushLocks(), _bakes(project, plan, options, fresh), checker, verdicts)
@@ -154,22 +154,6 @@ def _check_registries(project: Project, plan: nx.DiGraph[str], client: RegistryC
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="preflight") as pool:
         for _ in pool.map(client.check_access, repositories):
             pass
-
-
-def upfront_verdicts(project: Project, plan: nx.DiGraph[str], checker: Checker) -> dict[str, Verdict]:
-    """Whether each build node whose inputs are known before anything runs (no image()
-    pin) is up to date: at most 8 lookups at once. Pinned nodes are checked when their
-    dependencies are done (their key holds the dependencies' digests)."""
-    nodes = [n for n, attrs in plan.nodes(data=True) if attrs["kind"] == "build"
-             and not any(digest_sources(project, project.images[attrs["image"]], p)
-                         for p in graphs.platforms_of(attrs))]
-
-    def verdict(node: str) -> Verdict:
-        attrs = plan.nodes[node]
-        return checker.check(project.images[attrs["image"]], graphs.platforms_of(attrs), {})
-
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="uptodate") as pool:
-        return dict(zip(nodes, pool.map(verdict, nodes), strict=True))
 
 
 def _expected_failures(action: Callable[[TaskContext], Outcome]) -> Callable[[TaskContext], Outcome]:
@@ -304,12 +288,12 @@ def _build_action(
                 if outcome.ok else outcome
         verdict = shared.verdicts.get(node) or shared.checker.check(image, platforms, pins)
         if verdict.fresh:
-            return _up_to_date(ctx, shared.client, image, verdict)
+            return act.reuse(ctx, shared.client, image, verdict)
         for reason in verdict.reasons:
             ctx.log(f"will build: {reason}")
         outcome = build(ctx, pins)
         if outcome.ok and image.tags:  # an image without tags pushed nothing to record a key for
-            _record(ctx, shared, image, pins, verdict, outcome)
+            act.record_built(ctx, shared.checker, shared.client, image, pins, verdict, outcome)
             outcome = Outcome(True, outcome.detail, {**outcome.data, "fresh": "built", "reasons": verdict.reasons})
         return outcome
 
@@ -337,47 +321,6 @@ def _build_action(
         return _pushed(ctx, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
 
     return action
-
-
-def _up_to_date(ctx: TaskContext, client: RegistryClient, image: Image, verdict: Verdict) -> Outcome:
-    """Re-use the images found by key; move a platform tag that points elsewhere (a new
-    version's platform tag), so the registry holds what a build would have pushed."""
-    moved = []
-    for platform in image.platforms:
-        digest = verdict.digests.get(str(platform))
-        if digest is None:
-            continue
-        ctx.log(f"up to date: {image.repository}@{digest} has key {verdict.keys[str(platform)]}")
-        tag = image.platform_tags[platform]
-        current = client.find_manifest(f"{image.repository}:{tag}")
-        if current is None or current.digest != digest:
-            manifest = client.get_manifest(f"{image.repository}@{digest}")
-            client.put_manifest(image.repository, tag, manifest.media_type, manifest.body)
-            ctx.log(f"tagged {image.repository}:{tag} -> {digest}")
-            moved.append(tag)
-    fresh = "retagged" if moved else "up to date"
-    return Outcome(True, f"{fresh} ({', '.join(verdict.digests.values())})",
-                   {"digests": dict(verdict.digests), "fresh": fresh, "reasons": ()})
-
-
-def _record(ctx: TaskContext, shared: _Shared, image: Image, pins: Mapping[str, str], verdict: Verdict,
-            outcome: Outcome) -> None:
-    """Push the key record of each platform image just built, unless its inputs moved while
-    it was being built (the image may then hold either: the next run builds again)."""
-    digests: Mapping[str, str] = outcome.data["digests"]  # type: ignore[assignment]
-    for platform in image.platforms:
-        inputs = verdict.inputs.get(str(platform))
-        if inputs is None or str(platform) not in digests:
-            continue
-        try:
-            again = shared.checker.inputs(image, platform, pins, again=True)
-            if again.key != inputs.key:
-                ctx.log(f"not recording the key of {platform}: the inputs changed while it was built")
-                continue
-            records.record(shared.client, image.repository, image.name, platform, digests[str(platform)], inputs)
-            ctx.log(f"recorded key {inputs.key} for {platform}")
-        except BuildspecError as e:  # the image is fine; only the next run's skip is lost
-            ctx.log(f"warning: cannot record the key of {platform}: {e}")
 
 
 def _pushed(ctx: TaskContext, client: RegistryClient, image: Image, platforms: tuple[Platform, ...], push_ref: str,

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import gc
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from buildspec import __version__
-from buildspec.errors import BuildfileError, BuildspecError, ExitCode, UsageError, format_error
 
-if TYPE_CHECKING:  # the heavy modules load only for the command that needs them
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING (mypy knows the name), without importing typing
+
+# Start-up time is part of every command (bench/startup.py): this module imports only
+# what `--version` needs; each command imports its own modules, and
+# tests/unit/test_lazy_imports.py checks that nothing is loaded that it does not use.
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
     import networkx as nx
 
     from buildspec.backends.base import Backend
@@ -23,6 +24,8 @@ if TYPE_CHECKING:  # the heavy modules load only for the command that needs them
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="buildspec",
         description="Build container images for many platforms from a Buildfile.",
@@ -90,18 +93,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> int:
+    import argparse
+
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got '{text}'")
     return int(text)
 
 
 def _count(text: str) -> int:
+    import argparse
+
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'")
     return int(text)
 
 
 def parse_sets(values: Sequence[str]) -> dict[str, str]:
+    from buildspec.errors import UsageError
+
     overrides: dict[str, str] = {}
     for value in values:
         name, sep, text = value.partition("=")
@@ -112,6 +121,10 @@ def parse_sets(values: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else list(argv)) == ["--version"]:
+        # What argparse's version action prints, without importing argparse (start-up time).
+        print(f"buildspec {__version__}")
+        return 0
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -121,9 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.targets += extra
     if args.command in ("plan", "check"):
+        import gc
+
         # A short-lived process that allocates many small objects and frees almost nothing:
         # the cyclic GC would only rescan them (about a quarter of plan's CPU at 5000 images).
         gc.disable()
+    from buildspec.errors import BuildfileError, BuildspecError, ExitCode, format_error
+
     sources: dict[str, str] = {}
     try:
         return _dispatch(args, sources)
@@ -146,11 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _remember_source(file: str, sources: dict[str, str]) -> None:
+    import contextlib
+    from pathlib import Path
+
     with contextlib.suppress(OSError, UnicodeDecodeError):
         sources[file] = Path(file).read_text(encoding="utf-8")
 
 
 def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
+    from pathlib import Path
+
+    from buildspec.errors import ExitCode, UsageError
     from buildspec.load import load
 
     overrides = parse_sets(args.set)
@@ -231,6 +254,7 @@ def _verdicts(
 
 
 def _platforms(values: Sequence[str]) -> list[str]:
+    from buildspec.errors import UsageError
     from buildspec.platform import Platform, PlatformError
 
     try:

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": ([exe, "check"], "Buildfile: ok"),
         }
         samples: dict[str, list[Sample]] = {name: [] for name in commands}
-        for name, (cmd, expect) in commands.items():  # one untimed warm-up each (page cache, .pyc)
+        for cmd, expect in commands.values():  # one untimed warm-up each (page cache, .pyc)
             run_once(cmd, QUICKSTART, expect)
         names = list(commands)
         for r in range(args.rounds):

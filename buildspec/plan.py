@@ -158,7 +158,9 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
 
 
 def render_json(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
-    json.dump(to_json_data(project, graph, options), out, indent=2)
+    from buildspec.jsonout import dumps_indented
+
+    out.write(dumps_indented(to_json_data(project, graph, options)))
     out.write("\n")
 
 

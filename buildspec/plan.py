@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import networkx as nx
 
@@ -18,7 +18,9 @@ from buildspec import graph as graphs
 from buildspec.backends.base import Backend
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.jobs import BakeCall, bake_calls, build_request
-from buildspec.uptodate.check import Verdict
+
+if TYPE_CHECKING:  # uptodate.check imports the registry client (requests): not for --no-lookup
+    from buildspec.uptodate.check import Verdict
 
 
 @dataclass(frozen=True)

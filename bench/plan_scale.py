@@ -231,8 +231,9 @@ def run_once(argv: Sequence[str], cwd: Path, keep_output: bool = False) -> Sampl
 
 
 def buildspec_argv(exe: str) -> list[str]:
-    # --no-merge: one node per (image, platform), as the checks count them and as bake prints them.
-    return [exe, "plan", "--format", "json", "--backend", "buildx", "--no-merge", "-f", "Buildfile"]
+    # Default options (the `auto` backend probe and merged builds included), but --no-lookup:
+    # bake --print asks no registry, plan would ask one per build whether it is up to date.
+    return [exe, "plan", "--format", "json", "--no-lookup", "-f", "Buildfile"]
 
 
 def bake_argv(docker: str) -> list[str]:
@@ -250,14 +251,19 @@ def check_buildspec(stdout: bytes, n: int) -> dict[str, dict[str, Any]]:
     images = {i["name"]: i for i in plan.get("images", [])}
     builds = [x for x in plan.get("nodes", []) if x.get("kind") == "build"]
     manifests = [x for x in plan.get("nodes", []) if x.get("kind") == "manifest"]
-    if len(images) != n or len(builds) != n * len(PLATFORMS) or len(manifests) != n:
+    # Merged builds (the default) make several platforms in one node: count (image, platform).
+    built = [(x["image"], p) for x in builds for p in x.get("platforms", [])]
+    if len(images) != n or len(built) != n * len(PLATFORMS) or len(set(built)) != len(built) \
+            or len(manifests) != n:
         raise BenchError(
-            f"buildspec planned {len(images)} images, {len(builds)} builds and "
-            f"{len(manifests)} manifests; expected {n}, {n * len(PLATFORMS)} and {n}"
+            f"buildspec planned {len(images)} images, {len(built)} (image, platform) builds and "
+            f"{len(manifests)} manifests; expected {n}, {n * len(PLATFORMS)} (each once) and {n}"
         )
     chained = [x for x in builds if base_of(int(x["image"][3:])) is not None]
-    if any(len(x.get("needs", [])) != 1 for x in chained):
+    if any(len([d for d in x.get("needs", []) if d.startswith("build:")]) != 1 for x in chained):
         raise BenchError("buildspec: a chained build does not depend on exactly one build")
+    if any(x.get("status") for x in builds):
+        raise BenchError("buildspec looked up the registry although --no-lookup was given")
     return images
 
 

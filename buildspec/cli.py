@@ -208,6 +208,12 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         from buildspec.plan import RENDERERS, PlanOptions
 
         execution = graphs.execution_graph(selected, publish)
+        # With the GC off, a graph that is no longer used is never freed (networkx's cached
+        # views refer back to it): empty the ones the plan does not show (a third of the
+        # peak memory at 5000 images; their node and edge data were copied, not shared).
+        for used in (graph, selected):
+            if used is not execution:
+                used.clear()
         options = PlanOptions(
             targets=args.targets,
             commands=args.commands,

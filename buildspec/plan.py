@@ -160,9 +160,9 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
 
 
 def render_json(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
-    from buildspec.jsonout import dumps_indented
+    from buildspec.jsonout import write_indented
 
-    out.write(dumps_indented(to_json_data(project, graph, options)))
+    write_indented(to_json_data(project, graph, options), out)
     out.write("\n")
 
 

@@ -71,7 +71,7 @@ def slow_paths(monkeypatch: pytest.MonkeyPatch) -> None:
         raise Unsupported("slow path")
 
     monkeypatch.setattr(syntax, "parse_fast", unsupported)
-    monkeypatch.setattr(jsonout, "dumps_indented", jsonout.standard_dumps)
+    monkeypatch.setattr(jsonout, "write_indented", lambda data, out: out.write(jsonout.standard_dumps(data)))
 
 
 @pytest.fixture
@@ -128,3 +128,8 @@ def test_plan_is_the_same_on_the_slow_paths(places: list[Path], args: tuple[str,
 ])
 def test_dumps_indented_is_json_dumps(data: object) -> None:
     assert jsonout.dumps_indented(data) == json.dumps(data, indent=2)
+    for stream in (io.StringIO(), io.TextIOWrapper(io.BytesIO(), encoding="utf-8")):
+        jsonout.write_indented(data, stream)
+        stream.flush()
+        written = stream.getvalue() if isinstance(stream, io.StringIO) else stream.buffer.getvalue().decode()
+        assert written == json.dumps(data, indent=2)

@@ -453,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="buildspec-bench-"))
     rows: list[Row] = []
     try:
-        exe = args.buildspec or find_buildspec()
+        exe = os.path.abspath(args.buildspec) if args.buildspec else find_buildspec()
         docker = bake_usable(args.docker) if args.sizes else None
         if args.sizes and docker is None:
             raise BenchError(

@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     try:
-        exe = args.buildspec or find_buildspec()
+        exe = os.path.abspath(args.buildspec) if args.buildspec else find_buildspec()
         python = interpreter_of(exe)
         commands = {
             "python": ([python, "-c", "pass"], ""),

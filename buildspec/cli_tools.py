@@ -127,9 +127,9 @@ def _targets(args: argparse.Namespace) -> int:
     import os
 
     try:
-        from buildspec.load import load
+        from buildspec.load import load_project
 
-        project, _graph = load(Path(args.file), {}, os.environ, display=args.file)
+        project = load_project(Path(args.file), {}, os.environ, display=args.file)
     except (BuildspecError, OSError):
         return int(ExitCode.FAILED)
     names = [*project.declared, *(n for n in project.images if n not in project.declared), *project.groups]
@@ -152,12 +152,13 @@ def check_json(args: argparse.Namespace, parse_sets: Any, tag_lister: Any) -> in
 
     result: dict[str, Any] = {"file": args.file, "ok": True, "images": 0, "builds": 0, "diagnostics": []}
     try:
-        from buildspec.load import load
+        from buildspec.graph_parts import check_graph
+        from buildspec.load import load_project
 
-        project, graph = load(Path(args.file), parse_sets(args.set), os.environ, display=args.file,
-                              tag_lister=tag_lister)
+        project = load_project(Path(args.file), parse_sets(args.set), os.environ, display=args.file,
+                               tag_lister=tag_lister)
         result["images"] = len(project.images)
-        result["builds"] = sum(1 for _, attrs in graph.nodes(data=True) if attrs["kind"] == "build")
+        result["builds"] = check_graph(project)
     except BuildfileError as error:
         result["ok"] = False
         result["diagnostics"].append(diagnostic(error, args.file))

@@ -1,6 +1,8 @@
 """Stage 4: project -> a networkx DiGraph of build and manifest nodes.
 
-Nodes:
+The nodes and edges, and every check of them but the cycle check, are made in
+graph_parts.py (``check`` validates with them alone, without networkx):
+
   ``build:<image>@<platform>``  one build of one image for one platform
   ``manifest:<image>``          assemble and push the image's multi-platform index
 
@@ -18,62 +20,25 @@ from typing import Any
 import networkx as nx
 
 from buildspec.errors import BuildfileError, Span
-from buildspec.evaluate import Image, Project, resolve_target
+from buildspec.evaluate import Project, resolve_target
+from buildspec.graph_parts import PART_OF_INDEX as _PART_OF_INDEX
+from buildspec.graph_parts import GraphParts, graph_parts
+from buildspec.graph_parts import build_id as build_id  # the stages after this one use them from here
+from buildspec.graph_parts import manifest_id as manifest_id
 from buildspec.platform import Platform
-
-_PART_OF_INDEX = "part of the index"
-
-
-def build_id(image: str, platform: object) -> str:
-    return f"build:{image}@{platform}"
-
-
-def manifest_id(image: str) -> str:
-    return f"manifest:{image}"
 
 
 def build_graph(project: Project) -> nx.DiGraph[str]:
+    return graph_of(graph_parts(project))
+
+
+def graph_of(parts: GraphParts) -> nx.DiGraph[str]:
+    """The parts as a networkx graph, in their order; raises BuildfileError on a cycle."""
     graph: nx.DiGraph[str] = nx.DiGraph()
-    images = project.images
-    for image in images.values():
-        for platform in image.platforms:
-            graph.add_node(build_id(image.name, platform), kind="build", image=image.name, platform=platform)
-        graph.add_node(manifest_id(image.name), kind="manifest", image=image.name)
-        for platform in image.platforms:
-            graph.add_edge(build_id(image.name, platform), manifest_id(image.name), span=image.span,
-                           why=_PART_OF_INDEX)
-    for image in images.values():
-        _add_pin_edges(graph, project, image)
-        for name, span in image.needs:
-            for needed in resolve_target(project, name, project.groups, span):
-                if needed == image.name:
-                    through = "" if name == image.name else f" (through '{name}')"
-                    raise BuildfileError(f"image '{image.name}' needs itself{through}", span,
-                                         hint="needs lists the targets to finish before this one")
-                for platform in image.platforms:
-                    graph.add_edge(manifest_id(needed), build_id(image.name, platform), span=span,
-                                   why=f"needs = [{name}]")
+    graph.add_nodes_from(parts.nodes.items())
+    graph.add_edges_from((source, target, attrs) for (source, target), attrs in parts.edges.items())
     _check_acyclic(graph)
     return graph
-
-
-def _add_pin_edges(graph: nx.DiGraph[str], project: Project, image: Image) -> None:
-    for platform in image.platforms:
-        for pin in image.pins(platform):
-            if pin.target == image.name:
-                raise BuildfileError(f"image '{image.name}' cannot be built from itself", pin.span,
-                                     hint="image(NAME) names another image, built before this one")
-            dependency = project.images[pin.target]
-            if platform not in dependency.platforms:
-                raise BuildfileError(
-                    f"'{image.name}' is built for {platform}, but its dependency '{dependency.name}' "
-                    f"is not (it has {', '.join(map(str, dependency.platforms))})",
-                    pin.span,
-                    hint=f"add {platform} to the platforms of '{dependency.name}'",
-                    notes=((f"'{dependency.name}' is defined here", dependency.span),),
-                )
-            graph.add_edge(build_id(dependency.name, platform), build_id(image.name, platform),
-                           span=pin.span, why=f"image({pin.target})")
 
 
 def _check_acyclic(graph: nx.DiGraph[str]) -> None:

@@ -22,6 +22,7 @@ from buildspec.backends.base import Backend, BuildRequest
 from buildspec.backends.buildx import BuildxBackend
 from buildspec.contexts import local_pin_name, request_fields, sibling_sources
 from buildspec.evaluate import Image, Pin, Project
+from buildspec.paths import Resolver
 from buildspec.platform import Platform
 from buildspec.registry.reference import is_loopback
 
@@ -38,7 +39,8 @@ def state_dir(project: Project) -> Path:
     ``$XDG_STATE_HOME/buildspec/<hash of the Buildfile folder>`` instead."""
     folder = project.buildfile.directory
     local = folder / ".buildspec"
-    if not any(local.is_relative_to(image.context.resolve()) for image in project.images.values()):
+    resolve = Resolver().resolve  # the contexts share folders: each is looked at once
+    if not any(local.is_relative_to(resolve(image.context)) for image in project.images.values()):
         return local
     state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     return state_home / "buildspec" / hashlib.sha256(str(folder).encode()).hexdigest()[:16]

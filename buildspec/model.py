@@ -8,7 +8,6 @@ misspelt word, the word that was probably meant.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +80,8 @@ ALL_ATTRIBUTES = tuple(sorted(set(SIMPLE_ATTRIBUTES) | set(BLOCK_ATTRIBUTES)))
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    import difflib  # only on the way to an error (start-up time)
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 

@@ -18,10 +18,10 @@ from buildspec import graph as graphs
 from buildspec.backends.base import Backend
 from buildspec.evaluate import Image, Pin, Project
 from buildspec.jobs import BakeCall, bake_calls, build_request, local_layout
-from buildspec.uptodate.check import Verdict
 
-if TYPE_CHECKING:  # only the type: outputs.py is run's module
-    from buildspec.outputs import LocalOutput
+if TYPE_CHECKING:
+    from buildspec.outputs import LocalOutput  # only the type: outputs.py is run's module
+    from buildspec.uptodate.check import Verdict  # imports the registry client: not for --no-lookup
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,9 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
 
 
 def render_json(project: Project, graph: nx.DiGraph[str], options: PlanOptions, out: TextIO) -> None:
-    json.dump(to_json_data(project, graph, options), out, indent=2)
+    from buildspec.jsonout import write_indented
+
+    write_indented(to_json_data(project, graph, options), out)
     out.write("\n")
 
 

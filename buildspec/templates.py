@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from buildspec.errors import BuildfileError, Span
 from buildspec.model import did_you_mean
@@ -192,6 +191,8 @@ def _apply_filters(part: Field, value: ScopeValue, template: Str) -> str:
             if name.startswith("%"):
                 current = when.strftime(name)
                 continue
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for tz= (start-up time)
+
             try:
                 current = when.astimezone(ZoneInfo(name.removeprefix("tz=").strip()))
             except (ZoneInfoNotFoundError, ValueError):

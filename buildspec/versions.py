@@ -35,9 +35,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from packaging.version import InvalidVersion
-from packaging.version import Version as Pep440Version
-
 __all__ = ["SCHEMES", "SemverKey", "Version", "is_latest", "parse_version", "semver_key"]
 
 SCHEMES = ("semver", "pep440")
@@ -127,6 +124,9 @@ def _parse_semver(text: str) -> Version | None:
 
 
 def _parse_pep440(text: str) -> Version | None:
+    from packaging.version import InvalidVersion  # only for PEP 440 versions (start-up time)
+    from packaging.version import Version as Pep440Version
+
     try:
         v = Pep440Version(text)
     except InvalidVersion:
@@ -190,6 +190,8 @@ def is_latest(version: Version, existing_tags: Iterable[str]) -> bool:
             if other is not None and other.stable and semver_key(other) > mine:
                 return False
         return True
+    from packaging.version import Version as Pep440Version
+
     mine_pep = Pep440Version(version.raw)
     for tag in existing_tags:
         other_pep = _parse_pep440(tag)

@@ -10,7 +10,6 @@ is never read here or anywhere else in buildspec.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -185,6 +184,8 @@ def _host(entry: Entry, scope: Scope) -> tuple[str, str]:
     if not _HOST.match(entry.key):
         raise BuildfileError(f"'{entry.key}' is not a host name", entry.span)
     address = _text(entry.value, scope, f"host {entry.key}")
+    import ipaddress  # only for hosts { } (start-up time)
+
     try:
         ipaddress.ip_address(address)
     except ValueError:

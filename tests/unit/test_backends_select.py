@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +35,33 @@ class FakeClient:
         pass
 
 
+class FakeDaemon:
+    """A unix socket that answers Docker's ``GET /_ping`` as dockerd does (or with ``status``)."""
+
+    def __init__(self, path: Path, status: bytes = b"200 OK") -> None:
+        self.path, self.status, self.pings = path, status, 0
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                request = conn.recv(1024)
+                if request.startswith(b"GET /_ping "):
+                    self.pings += 1
+                conn.sendall(b"HTTP/1.1 " + self.status + b"\r\nApi-Version: 1.45\r\nContent-Length: 2\r\n\r\nOK")
+
+    def close(self) -> None:
+        self.server.close()
+
+
 @pytest.fixture
 def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder = tmp_path / "bin"
@@ -40,17 +69,20 @@ def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("PATH", str(folder))
     # no daemon: a socket that does not exist
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
+    # no buildx plugin file but the ones a test puts there
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    monkeypatch.setattr(select, "PLUGIN_DIRS", (str(tmp_path / "system-plugins"),))
     select.reset_probes()
     yield folder
     select.reset_probes()
 
 
 @pytest.fixture
-def daemon(monkeypatch: pytest.MonkeyPatch) -> None:
-    import docker
-
-    FakeClient.pings = 0
-    monkeypatch.setattr(docker, "from_env", lambda **kwargs: FakeClient())
+def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDaemon]:
+    fake = FakeDaemon(tmp_path / "docker.sock")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{fake.path}")
+    yield fake
+    fake.close()
 
 
 def no_kaniko(tmp_path: Path) -> str:
@@ -86,7 +118,7 @@ def test_unknown_name(bin_dir: Path) -> None:
         select.choose_backend("podman", kaniko_executor=None, kaniko_image=None)
 
 
-def test_auto_prefers_buildx(bin_dir: Path, daemon: None, tmp_path: Path) -> None:
+def test_auto_prefers_buildx(bin_dir: Path, daemon: FakeDaemon, tmp_path: Path) -> None:
     fake_tool(bin_dir, "docker")
     fake_tool(bin_dir, "buildah")
     backend, reason = select.choose_backend("auto", kaniko_executor=None, kaniko_image=None)
@@ -94,7 +126,7 @@ def test_auto_prefers_buildx(bin_dir: Path, daemon: None, tmp_path: Path) -> Non
     assert "daemon answers" in reason and "buildx" in reason
 
 
-def test_auto_daemon_without_buildx_plugin_falls_to_kaniko(bin_dir: Path, daemon: None, tmp_path: Path) -> None:
+def test_auto_daemon_without_buildx_plugin_falls_to_kaniko(bin_dir: Path, daemon: FakeDaemon, tmp_path: Path) -> None:
     fake_tool(bin_dir, "docker", exit_status=1)  # `docker buildx version` fails
     executor = fake_tool(tmp_path, "executor")
     backend, reason = select.choose_backend("auto", kaniko_executor=str(executor), kaniko_image=None)
@@ -111,7 +143,7 @@ def test_auto_no_daemon_no_kaniko_uses_buildah(bin_dir: Path, tmp_path: Path) ->
     assert str(buildah) in reason
 
 
-def test_auto_kaniko_image_needs_the_daemon(bin_dir: Path, daemon: None, tmp_path: Path) -> None:
+def test_auto_kaniko_image_needs_the_daemon(bin_dir: Path, daemon: FakeDaemon, tmp_path: Path) -> None:
     backend, reason = select.choose_backend("auto", kaniko_executor=no_kaniko(tmp_path), kaniko_image="kaniko:1")
     assert isinstance(backend, KanikoBackend) and backend.image == "kaniko:1"
     assert "kaniko image kaniko:1" in reason
@@ -137,19 +169,51 @@ def test_auto_nothing_usable_says_what_and_how(bin_dir: Path, tmp_path: Path) ->
     assert "apt-get install buildah" in message
 
 
-def test_probes_are_cached_per_process(bin_dir: Path, daemon: None) -> None:
+def test_probes_are_cached_per_process(bin_dir: Path, daemon: FakeDaemon) -> None:
     fake_tool(bin_dir, "docker")
     for _ in range(3):
         select.choose_backend("auto", kaniko_executor=None, kaniko_image=None)
-    assert FakeClient.pings == 1
+    assert daemon.pings == 1
     assert select.buildx_plugin_present.cache_info().hits == 2
     select.reset_probes()
     select.choose_backend("auto", kaniko_executor=None, kaniko_image=None)
-    assert FakeClient.pings == 2
+    assert daemon.pings == 2
+
+
+def test_a_socket_that_does_not_answer_200_is_no_daemon(bin_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeDaemon(tmp_path / "broken.sock", status=b"500 Internal Server Error")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{fake.path}")
+    try:
+        assert select.docker_daemon_answers() is False
+        assert fake.pings == 1
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("where", ["config", "system"])
+def test_buildx_plugin_file_is_found_without_running_the_cli(bin_dir: Path, tmp_path: Path, where: str) -> None:
+    fake_tool(bin_dir, "docker", exit_status=1)  # running `docker buildx version` would say no
+    folder = tmp_path / ("docker-config/cli-plugins" if where == "config" else "system-plugins")
+    folder.mkdir(parents=True)
+    plugin = fake_tool(folder, "docker-buildx")
+    assert select.buildx_plugin_present() is True
+    select.reset_probes()
+    plugin.chmod(0o644)  # not executable: the CLI decides, and says no
+    assert select.buildx_plugin_present() is False
+
+
+def test_buildx_plugin_without_a_docker_cli_is_absent(bin_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "system-plugins"
+    folder.mkdir()
+    fake_tool(folder, "docker-buildx")
+    assert select.buildx_plugin_present() is False
 
 
 def test_daemon_probe_survives_docker_errors(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import docker
+
+    monkeypatch.setenv("DOCKER_HOST", "ssh://nobody@127.0.0.1")  # hosts other than plain sockets: docker-py
 
     def broken(**kwargs: object) -> object:
         raise docker.errors.DockerException("Error while fetching server API version")
@@ -161,3 +225,14 @@ def test_daemon_probe_survives_docker_errors(bin_dir: Path, monkeypatch: pytest.
 def test_real_daemon_probe_without_daemon(bin_dir: Path) -> None:
     # DOCKER_HOST points at a missing socket: docker-py fails fast, the probe says no
     assert select.docker_daemon_answers() is False
+
+
+def test_tls_and_ssh_hosts_are_pinged_through_docker_py(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import docker
+
+    FakeClient.pings = 0
+    monkeypatch.setattr(docker, "from_env", lambda **kwargs: FakeClient())
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2376")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    assert select.docker_daemon_answers() is True
+    assert FakeClient.pings == 1

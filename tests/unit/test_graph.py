@@ -10,7 +10,8 @@ import pytest
 from buildspec import graph as graphs
 from buildspec.errors import BuildfileError, Span, UsageError
 from buildspec.evaluate import Project
-from buildspec.load import load
+from buildspec.graph_parts import check_graph, graph_parts
+from buildspec.load import load, load_project
 
 pytestmark = pytest.mark.usefixtures("buildspec_env")
 
@@ -235,3 +236,39 @@ def test_batches_group_nodes_ready_together_with_one_key(tmp_path: Path) -> None
     by_image = graphs.batches(graph, lambda node: graph.nodes[node]["image"] if node.startswith("build:") else None)
     assert by_image == {"bake-1": ["build:base@linux/amd64", "build:base@linux/arm64"],
                         "bake-2": ["build:worker@linux/amd64", "build:worker@linux/arm64"]}
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("examples/*/Buildfile")), ids=lambda p: p.parent.name)
+def test_check_counts_the_builds_of_the_graph_without_networkx(path: Path) -> None:
+    project, graph = load(path, environ={"SOURCE_DATE_EPOCH": "0"})
+    parts = graph_parts(project)
+    assert check_graph(project) == sum(1 for _, kind in graph.nodes(data="kind") if kind == "build")
+    # The networkx graph is the parts, in their order (plan's output follows it).
+    assert list(graph.nodes(data=True)) == list(parts.nodes.items())
+    by_source = [(s, t, d) for node in parts.nodes for (s, t), d in parts.edges.items() if s == node]
+    assert list(graph.edges(data=True)) == by_source
+
+
+@pytest.mark.parametrize("text", [
+    "image a {\n needs = [b]\n}\nimage b {\n args { A = image(a) }\n}\n",
+    "image a {\n args { B = image(b) }\n}\nimage b {\n args { C = image(c) }\n}\nimage c {\n needs = [a]\n}\n",
+])
+def test_check_finds_a_cycle_and_names_it_as_the_graph_does(tmp_path: Path, text: str) -> None:
+    (tmp_path / "Buildfile").write_text(HEAD + text)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    project = load_project(tmp_path / "Buildfile", environ={"SOURCE_DATE_EPOCH": "0"}, display="Buildfile")
+    assert graph_parts(project).has_cycle()
+    with pytest.raises(BuildfileError) as from_check:
+        check_graph(project)
+    with pytest.raises(BuildfileError) as from_graph:
+        graphs.build_graph(project)
+    assert from_check.value.message.startswith("dependency cycle: ")
+    assert (from_check.value.message, from_check.value.notes) == (from_graph.value.message, from_graph.value.notes)
+
+
+def test_an_acyclic_graph_with_shared_dependencies_has_no_cycle(tmp_path: Path) -> None:
+    project, _ = load_text(tmp_path, FILE)
+    assert not graph_parts(project).has_cycle()

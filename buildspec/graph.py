@@ -1,7 +1,7 @@
 """Stage 4: project -> a networkx DiGraph of build and manifest nodes.
 
-The nodes and edges, and every check of them but the cycle check, are made in
-graph_parts.py (``check`` validates with them alone, without networkx):
+The nodes and edges, and every check of them, are made by graph_parts.py (where
+``check`` validates them without networkx):
 
   ``build:<image>@<platform>``  one build of one image for one platform
   ``manifest:<image>``          assemble and push the image's multi-platform index
@@ -22,22 +22,17 @@ import networkx as nx
 from buildspec.errors import BuildfileError, Span
 from buildspec.evaluate import Project, resolve_target
 from buildspec.graph_parts import PART_OF_INDEX as _PART_OF_INDEX
-from buildspec.graph_parts import GraphParts, graph_parts
+from buildspec.graph_parts import add_parts, has_cycle
 from buildspec.graph_parts import build_id as build_id  # the stages after this one use them from here
 from buildspec.graph_parts import manifest_id as manifest_id
 from buildspec.platform import Platform
 
 
 def build_graph(project: Project) -> nx.DiGraph[str]:
-    return graph_of(graph_parts(project))
-
-
-def graph_of(parts: GraphParts) -> nx.DiGraph[str]:
-    """The parts as a networkx graph, in their order; raises BuildfileError on a cycle."""
     graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(parts.nodes.items())
-    graph.add_edges_from((source, target, attrs) for (source, target), attrs in parts.edges.items())
-    _check_acyclic(graph)
+    add_parts(project, graph)
+    if has_cycle(graph, graph.successors):
+        _check_acyclic(graph)  # names the cycle
     return graph
 
 

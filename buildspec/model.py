@@ -86,7 +86,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Variable:
     name: str
     value: Value
@@ -100,7 +100,7 @@ TAG_OPTIONS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TagTemplate:
     template: Str
     condition: Condition | None
@@ -117,7 +117,7 @@ class TagScheme:
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One ``KEY = value`` line of an args, labels or matrix block."""
 
@@ -126,7 +126,7 @@ class Entry:
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageDecl:
     name: str
     span: Span

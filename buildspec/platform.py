@@ -15,7 +15,7 @@ class PlatformError(ValueError):
     pass
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Platform:
     os: str
     arch: str

@@ -74,7 +74,7 @@ def parse_fast(text: str, file: str) -> tuple[Statement, ...]:
 
 
 class _Parser:
-    __slots__ = ("file", "i", "kinds", "newlines", "starts", "texts")
+    __slots__ = ("file", "i", "kinds", "newlines", "starts", "texts", "unescaped")
 
     def __init__(self, text: str, file: str) -> None:
         self.file = file
@@ -82,6 +82,10 @@ class _Parser:
         texts: list[str] = []
         starts: list[int] = []
         kind_of = _KIND
+        # One object per distinct token text (and per distinct unescaped string): a large
+        # Buildfile repeats its keys, names and templates thousands of times, and the syntax
+        # tree lives as long as the model (the peak memory of plan, bench/plan_scale.py).
+        same: dict[str, str] = {}
         for m in _TOKEN.finditer(text):
             index = m.lastindex or 0
             kind = kind_of[index]
@@ -90,9 +94,11 @@ class _Parser:
             value = m.group(index)
             if kind == "bad":
                 raise Unsupported(value)
+            value = same.setdefault(value, value)
             kinds.append(value if kind == "op" else kind)
             texts.append(value)
             starts.append(m.start(index))
+        self.unescaped: dict[str, str] = {}
         kinds.append(_END)
         texts.append("")
         self.kinds, self.texts, self.starts = kinds, texts, starts
@@ -131,7 +137,10 @@ class _Parser:
 
     def string(self, at: int) -> Str:
         raw = self.texts[at]
-        return Str(unescape(raw), raw, self.span(at))
+        text = self.unescaped.get(raw)
+        if text is None:
+            text = self.unescaped[raw] = unescape(raw)
+        return Str(text, raw, self.span(at))
 
     # -------------------------------------------------------------- statements
 

@@ -18,7 +18,7 @@ DEFAULT_PLATFORM_TAG = "{tag}-{platform.slug}"
 OCI = "org.opencontainers.image."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pin:
     """``image(NAME)``: the digest of NAME's build for the same platform, known at run time."""
 
@@ -26,7 +26,7 @@ class Pin:
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Secret:
     """``secrets = ["id=token,env=NPM_TOKEN"]``: a reference, never the value."""
 
@@ -36,7 +36,7 @@ class Secret:
     span: Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BuildOptions:
     """The image attributes named after bake's (evaluate/build_options.py)."""
 
@@ -64,7 +64,7 @@ ATTRIBUTES = ("secrets", "ssh", "contexts", "attest", "no_cache", "pull", "netwo
               "ulimits", "annotations", "cache_from", "cache_to")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per image, tag or entry of a large Buildfile
 class TagDecision:
     """What one tag template did, for ``plan --explain``."""
 
@@ -76,7 +76,7 @@ class TagDecision:
     options: str = ""  # the line's [options] as written: 'prefix = "pr-", latest'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Image:
     """One image to build and publish: a declared image or one cell of its matrix."""
 

@@ -125,6 +125,13 @@ def test_plan_is_the_same_on_the_slow_paths(places: list[Path], args: tuple[str,
     {"big": 2**70},                      # past orjson's 64 bits
     {1: "int key"},                      # json turns keys into strings, orjson refuses
     {"s": "\x00\x1f\x7f\u2028\U0001f600", "f": [0.1, 1e300, -0.0], "n": None, "t": (1, 2), "e": [], "o": {}},
+    # written in pieces: every level, what orjson refuses and escapes deep inside
+    {"images": [{"name": "a\u00e9", "big": [2**70], "tags": ["x", "\U0001f600"]}, {}, [], {"k": {1: "v"}}],
+     "\u00e9 key": {"nested": {"deeper": [1, [2, [3]]]}, "empty": []}, "scalar": 1, "list": [1, "two", None]},
+    [],
+    {},
+    "top-level text \u2615",
+    [{"a": 1}, [1, 2], [], {}],
 ])
 def test_dumps_indented_is_json_dumps(data: object) -> None:
     assert jsonout.dumps_indented(data) == json.dumps(data, indent=2)

@@ -70,3 +70,14 @@ def test_plan_order_does_not_depend_on_hash_seeds(args: list[str]) -> None:
         )
         outputs.add(done.stdout)
     assert len(outputs) == 1
+
+
+def test_plan_and_check_turn_the_cyclic_gc_back_on_when_they_return(tmp_path: Path) -> None:
+    # main() runs plan and check without the cyclic GC (start-up time); a caller that goes on
+    # (tests, bench/fuzz.py) must get it back, or every later cycle leaks.
+    import gc
+
+    assert gc.isenabled()
+    for argv in (["check", "-f", str(tmp_path / "missing")], ["plan", "-f", str(tmp_path / "missing")]):
+        assert cli.main(argv) == 2
+        assert gc.isenabled()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from buildspec.evaluate import Project, TagLister, evaluate
+from buildspec.gitcontext import start_git_context
 from buildspec.model import build_model
 from buildspec.syntax import parse, read_source
 
@@ -41,6 +42,13 @@ def load_project(
 ) -> Project:
     """Stages 1-3: the evaluated project, not yet its graph (graph_parts.check_graph validates it)."""
     display = display or str(path)
-    text = read_source(path, display)
-    model = build_model(parse(text, display), path.resolve().parent)
-    return evaluate(model, overrides, os.environ if environ is None else environ, tag_lister, local=local)
+    environ = os.environ if environ is None else environ
+    directory = path.resolve().parent
+    # git runs beside reading, parsing and modelling the file (wall time: start-up).
+    git = start_git_context(directory, environ)
+    try:
+        text = read_source(path, display)
+        model = build_model(parse(text, display), directory)
+        return evaluate(model, overrides, environ, tag_lister, local=local, git_started=git)
+    finally:
+        git.close()

@@ -22,7 +22,7 @@ from buildspec.evaluate.images import _expand, _FileScope, _platforms
 from buildspec.evaluate.tags import _LatestProbe
 from buildspec.evaluate.targets import _check_pushes_are_distinct, _check_references, _resolve_groups
 from buildspec.evaluate.types import BACKENDS, Image, Project, TagLister
-from buildspec.gitcontext import read_git_context
+from buildspec.gitcontext import StartedGit, read_git_context
 from buildspec.model import SETTINGS, Buildfile, did_you_mean
 from buildspec.platform import Platform, PlatformError
 from buildspec.syntax import Call, ListValue, Str, Value, Word
@@ -37,10 +37,12 @@ def evaluate(
     tag_lister: TagLister | None = None,
     *,
     local: bool = False,
+    git_started: StartedGit | None = None,
 ) -> Project:
     """``tag_lister(repository)`` lists existing tags, for ``version.is_latest`` only.
     ``local`` (``run --load``/``--output``): an image without a registry is named by its
-    name alone, as ``docker build -t NAME`` does."""
+    name alone, as ``docker build -t NAME`` does. ``git_started``: the git processes of
+    ``gitcontext.start_git_context(buildfile.directory, environ)``, if already started."""
     environ = os.environ if environ is None else environ
     overrides = dict(overrides or {})
     _check_overrides(buildfile, overrides)
@@ -57,6 +59,7 @@ def evaluate(
         environ,
         default_branch=default_branch_var,
         short_sha_length=int(short_len),
+        started=git_started,
     )
     scope: dict[str, ScopeValue] = {f"git.{k}": v for k, v in git.as_template_values().items()}
     scope["registry"] = None

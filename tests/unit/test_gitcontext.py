@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -113,7 +114,7 @@ def test_git_that_hangs_is_killed_and_ignored(repo: Path, tmp_path: Path, monkey
     fake_git.write_text("#!/bin/sh\nexec sleep 30\n")
     fake_git.chmod(0o755)
     monkeypatch.setenv("PATH", str(fake_bin))
-    monkeypatch.setattr(gitcontext, "GIT_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(gitcontext.local, "GIT_TIMEOUT_SECONDS", 0.3)
     started = time.monotonic()
     assert read(repo).source == "none"
     assert time.monotonic() - started < 5
@@ -989,3 +990,25 @@ def test_same_commit_same_context_locally_on_github_and_on_gitlab(
     assert {k: getattr(only_gitlab, k) for k in same} == {k: getattr(local, k) for k in same}
     if scenario == "tag":
         assert only_gitlab.tag == local.tag
+
+
+def test_started_early_the_read_is_the_same_and_leaves_no_process(repo: Path, git_calls: list[list[str]]) -> None:
+    # load.load_project starts git before parsing the Buildfile; the result must not change.
+    started = gitcontext.start_git_context(repo, {})
+    assert len(git_calls) == 4  # running while the caller goes on
+    assert gitcontext.read_git_context(repo, {}, started=started) == read(repo)
+    assert len(git_calls) == 8  # the second read started its own
+
+
+def test_a_started_read_that_is_not_needed_is_stopped(repo: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    (fake_bin / "git").write_text(f"#!/bin/sh\nexec {shutil.which('sleep')} 30\n")
+    (fake_bin / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake_bin))
+    started = gitcontext.start_git_context(repo, {})
+    procs = list(started._procs.values())
+    assert procs and all(p.poll() is None for p in procs)
+    started.close()  # as load_project does when the Buildfile does not parse
+    assert all(p.returncode is not None for p in procs)

@@ -9,7 +9,6 @@ the only place that exits, turns them into messages and exit statuses.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,6 +96,8 @@ def _doctor(args: argparse.Namespace, parse_sets: Any) -> int:
         backend=args.backend,
     ))
     if args.format == "json":
+        import json
+
         json.dump(render_json(report), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
@@ -165,6 +166,8 @@ def check_json(args: argparse.Namespace, parse_sets: Any, tag_lister: Any) -> in
     except UsageError as error:
         result["ok"] = False
         result["diagnostics"].append(_located(None, args.file, str(error)) | {"hint": None, "notes": []})
+    import json
+
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return int(ExitCode.OK if result["ok"] else ExitCode.INVALID)

@@ -11,7 +11,6 @@ evaluates one image, tags.py its tags and labels, targets.py the checks across i
 from __future__ import annotations
 
 import os
-import platform as host_platform
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -258,7 +257,8 @@ def _choice(buildfile: Buildfile, scope: Scope, name: str, allowed: Sequence[str
 
 
 def host() -> Platform:
-    return Platform.parse(f"linux/{host_platform.machine().lower()}")
+    # os.uname().machine is what platform.machine() returns on Linux, without importing platform.
+    return Platform.parse(f"linux/{os.uname().machine.lower()}")
 
 
 def _default_platforms(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,6 +55,8 @@ def _load_payload(path: str | None) -> dict[str, Any]:
         return {}
     try:
         with open(path, encoding="utf-8") as f:
+            import json  # only on GitHub Actions (start-up time)
+
             data = json.load(f)
     except (OSError, ValueError):
         return {}

@@ -20,7 +20,6 @@ or a ``:`` or is ``localhost``; otherwise the name lives on Docker Hub
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -198,6 +197,8 @@ def is_loopback(host: str) -> bool:
     if name == "localhost":
         return True
     try:
+        import ipaddress  # only for an address, not a name (start-up time)
+
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False

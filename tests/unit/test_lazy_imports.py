@@ -57,7 +57,7 @@ def test_check_parses_without_lark_and_talks_to_nothing(quickstart: Path, tmp_pa
     assert "buildspec.syntax_fast" in modules
     assert not modules & {"lark", "docker", "requests", "urllib3", "rich", "orjson", "buildspec.syntax_lark",
                            "networkx", "buildspec.graph", "difflib", "zoneinfo", "packaging", "json",
-                           "platform", "ipaddress"}
+                           "platform"}
     assert not {m for m in modules if m.startswith(("buildspec.backends", "buildspec.uptodate", "buildspec.run",
                                                     "buildspec.plan", "buildspec.registry.client"))}
 

@@ -20,6 +20,7 @@ or a ``:`` or is ``localhost``; otherwise the name lives on Docker Hub
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -44,6 +45,7 @@ class InvalidReference(UsageError, ValueError):
     """A string that is not a valid image reference; the message says why."""
 
 
+@functools.lru_cache(maxsize=4096)  # every image of a release checks the same few tags
 def validate_tag(tag: str) -> str | None:
     """The reason ``tag`` is not a valid tag, or None when it is."""
     if not tag:

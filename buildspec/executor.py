@@ -27,27 +27,25 @@ lines. The file is truncated when the task starts.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import shlex
 import signal
-import subprocess
 import threading
 import time
 import traceback
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from enum import Enum
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from types import FrameType, MappingProxyType
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
-from buildspec.errors import ExitCode
+from buildspec.processes import Cancelled, ProcessGroups, TaskContext, log_file_name, tail_of_log
+from buildspec.tasks import Outcome, RunResult, Status, Task, TaskResult
+
+# The names the stages that run tasks import from here (run.py, the backends, reporting).
+__all__ = ["LIGHT_JOBS", "Outcome", "RunResult", "Status", "Task", "TaskContext", "TaskResult", "default_jobs",
+           "execute", "log_file_name", "tail_of_log"]
 
 if TYPE_CHECKING:
     from buildspec.reporting import Reporter
@@ -55,207 +53,6 @@ if TYPE_CHECKING:
 # How often the scheduler looks at received signals while tasks run.
 _POLL_INTERVAL = 0.1
 LIGHT_JOBS = 16
-
-
-class Status(Enum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    NOT_RUN = "not_run"  # a dependency failed, or the run stopped before it started
-    INTERRUPTED = "interrupted"  # was running when SIGINT/SIGTERM came
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What an action returns. ``data`` is for dependents, e.g. ``{"digest": ...}``."""
-
-    ok: bool
-    detail: str = ""
-    data: Mapping[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Task:
-    id: str  # "build:app@linux/arm64", "manifest:app", "publish" (a gate)
-    needs: tuple[str, ...]
-    action: Callable[[TaskContext], Outcome]
-    label: str = ""  # shown by reporters instead of the id when set
-    # Starts no process, only waits on the network (a manifest step, a gate): does not
-    # count against ``jobs``; up to LIGHT_JOBS of them run beside the builds.
-    light: bool = False
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    id: str
-    status: Status
-    detail: str = ""
-    data: Mapping[str, object] = field(default_factory=dict)
-    started: float | None = None  # wall-clock (time.time()) when the task started
-    duration: float | None = None  # seconds
-    log_path: Path | None = None  # None when the task never started
-
-
-@dataclass(frozen=True)
-class RunResult:
-    results: Mapping[str, TaskResult]  # in the order the tasks were given
-    interrupted: bool
-
-    @property
-    def ok(self) -> bool:
-        return not self.interrupted and all(r.status is Status.SUCCEEDED for r in self.results.values())
-
-    @property
-    def exit_code(self) -> ExitCode:
-        if self.interrupted:
-            return ExitCode.INTERRUPTED
-        return ExitCode.OK if self.ok else ExitCode.FAILED
-
-
-class _Cancelled(Exception):
-    """Raised by ``TaskContext.run`` once the run is being interrupted."""
-
-
-class TaskContext:
-    """What an action gets: a log, a way to run children, its dependencies' results."""
-
-    def __init__(
-        self,
-        task_id: str,
-        log_path: Path,
-        cancelled: threading.Event,
-        children: _ProcessGroups,
-        dependency_result: Callable[[str], TaskResult],
-    ) -> None:
-        self.task_id = task_id
-        self.log_path = log_path
-        self.cancelled = cancelled
-        self._children = children
-        self._dependency_result = dependency_result
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> int:
-        """Run ``argv`` (never through a shell) with its output appended to the log.
-
-        Returns the exit status, negative when a signal killed the child (as
-        ``subprocess`` does). ``env`` replaces the environment, as in
-        ``subprocess``: pass ``{**os.environ, ...}`` to extend it. Once the run is
-        interrupted no child is started: the action is stopped with an exception
-        the executor turns into INTERRUPTED.
-        """
-        argv = list(argv)
-        where = f"  (in {cwd})" if cwd is not None else ""
-        self.log(f"$ {shlex.join(argv)}{where}")
-        with self.log_path.open("ab") as log:
-            try:
-                child = self._children.start(argv, stdout=log, env=env, cwd=cwd)
-            except _Cancelled:
-                log.write(b"not started: the run is being interrupted\n")
-                raise
-            except OSError as exc:
-                log.write(f"cannot start {argv[0]}: {exc}\n".encode())
-                raise
-        return self._children.wait(child)
-
-    def log(self, line: str) -> None:
-        with self.log_path.open("a", encoding="utf-8") as log:
-            log.write(line.rstrip("\n") + "\n")
-
-    def results_of(self, task_id: str) -> TaskResult:
-        """The result of a task this one needs (directly or not); KeyError otherwise."""
-        return self._dependency_result(task_id)
-
-
-class _ProcessGroups:
-    """The children of running tasks, each the leader of its own process group.
-
-    One lock covers "is the run cancelled?", starting a child and signalling the
-    groups, so no child can start after the groups were told to terminate.
-    """
-
-    def __init__(self, cancelled: threading.Event) -> None:
-        self._cancelled = cancelled
-        self._lock = threading.Lock()
-        self._leaders: set[int] = set()
-        self.on_child: Callable[[int], None] | None = None
-
-    def start(
-        self,
-        argv: list[str],
-        *,
-        stdout: IO[bytes],
-        env: Mapping[str, str] | None,
-        cwd: Path | None,
-    ) -> subprocess.Popen[bytes]:
-        with self._lock:
-            if self._cancelled.is_set():
-                raise _Cancelled(f"not starting {argv[0]}: the run is being interrupted")
-            child = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-            )
-            self._leaders.add(child.pid)
-            if self.on_child is not None:
-                self.on_child(child.pid)
-        return child
-
-    def wait(self, child: subprocess.Popen[bytes]) -> int:
-        # Wait without reaping: while the exited leader is a zombie its pid still
-        # names the group, so killing the group's leftovers cannot hit a stranger.
-        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
-        with self._lock:
-            self._leaders.discard(child.pid)
-            _signal_group(child.pid, signal.SIGKILL)
-        return child.wait()
-
-    def signal_all(self, signum: signal.Signals) -> None:
-        with self._lock:
-            for leader in self._leaders:
-                _signal_group(leader, signum)
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with suppress(ProcessLookupError, PermissionError):  # the group is already gone
-        os.killpg(pgid, signum)
-
-
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._@+=-]")
-_MAX_NAME = 200  # file systems allow 255 bytes; leave room for "-2.log"
-
-
-def log_file_name(task_id: str) -> str:
-    """A readable file name (no extension) for a task's log.
-
-    ``/`` and ``:`` become ``-``, ``@`` stays (it is safe everywhere), anything
-    else unusual becomes ``_``: ``build:app@linux/arm64`` -> ``build-app@linux-arm64``.
-    ``execute`` adds ``-2``, ``-3``... should two ids of one run map to one name.
-    """
-    name = _UNSAFE_CHARS.sub("_", task_id.replace("/", "-").replace(":", "-"))
-    name = name.lstrip(".") or "task"  # never hidden, never "." or ".."
-    if len(name) > _MAX_NAME:
-        digest = hashlib.sha256(task_id.encode()).hexdigest()[:12]
-        name = f"{name[: _MAX_NAME - 13]}-{digest}"
-    return name
-
-
-def tail_of_log(result: TaskResult, n: int = 30) -> list[str]:
-    """The last ``n`` lines of a task's log (none if it has no log)."""
-    if result.log_path is None:
-        return []
-    try:
-        with result.log_path.open(encoding="utf-8", errors="replace") as log:
-            return [line.rstrip("\n") for line in deque(log, maxlen=n)]
-    except FileNotFoundError:
-        return []
 
 
 def default_jobs() -> int:
@@ -379,7 +176,7 @@ class _Run:
 
         self.signals: list[int] = []  # appended to by the signal handler
         self.cancelled = threading.Event()
-        self.children = _ProcessGroups(self.cancelled)
+        self.children = ProcessGroups(self.cancelled)
         self.kill_at: float | None = None  # when SIGKILL follows SIGTERM
 
     def execute(self) -> RunResult:
@@ -491,7 +288,7 @@ class _Run:
         try:
             log_path.write_bytes(b"")
             outcome = task.action(context)
-        except _Cancelled:
+        except Cancelled:
             outcome = Outcome(False, "interrupted")
         except Exception as exc:
             outcome = Outcome(False, f"{type(exc).__name__}: {exc}")

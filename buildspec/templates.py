@@ -56,6 +56,13 @@ Part = str | Field
 
 
 @lru_cache(maxsize=4096)
+def names_in(text: str) -> frozenset[str]:
+    """The names a template's fields refer to (none when it does not parse: render says why)."""
+    parts = parse_template(text)
+    return frozenset() if isinstance(parts, str) else frozenset(p.name for p in parts if isinstance(p, Field))
+
+
+@lru_cache(maxsize=4096)
 def parse_template(text: str) -> tuple[Part, ...] | str:
     """Split a template into literal text and fields.
 

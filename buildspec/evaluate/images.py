@@ -121,9 +121,13 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
     tag_template = attrs["platform_tag"].value if "platform_tag" in attrs else None
     if tag_template is not None and not isinstance(tag_template, Str):
         raise BuildfileError("platform_tag is a string", tag_template.span)
+    # Build arguments that name no per-platform value (platform, platform.*, tag) are the same
+    # on every platform: evaluated once, and the per-platform scope is made only when needed.
+    shared = {e.key: _arg_value(e, scope) for e in decl.args if not _per_platform(e.value)}
+    per_platform = tag_template is not None or len(shared) < len(decl.args)
     for platform in platforms:
         pscope = {**scope, **{f"platform.{k}": v for k, v in platform.template_values().items()},
-                  "platform": str(platform), "tag": tags[0] if tags else None}
+                  "platform": str(platform), "tag": tags[0] if tags else None} if per_platform else scope
         if not tags:
             # Built and never pushed (no tag applies here): a local name only, whatever platform_tag says.
             ptag = untagged_platform_tag(name, platform)
@@ -138,7 +142,8 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
             raise BuildfileError(f"platform tag: {problem}",
                                  tag_template.span if tag_template else decl.span)
         platform_tags[platform] = ptag
-        args[platform] = tuple((e.key, _arg_value(e, pscope)) for e in decl.args)
+        args[platform] = tuple((e.key, shared[e.key] if e.key in shared else _arg_value(e, pscope))
+                               for e in decl.args)
 
     return Image(
         name=name,
@@ -240,6 +245,13 @@ def _needs(decl: ImageDecl) -> tuple[tuple[str, Span], ...]:
     return tuple((i.text, i.span) for i in value.items if isinstance(i, Word))
 
 
+def _per_platform(value: Value) -> bool:
+    """Whether a build argument's value names platform, platform.* or tag (per-platform scope only)."""
+    if not isinstance(value, Str):
+        return False  # a word, image(...) or a call such as env(): the same on every platform
+    return any(name in ("platform", "tag") or name.startswith("platform.") for name in templates.names_in(value.text))
+
+
 def _arg_value(entry: Entry, scope: Scope) -> str | Pin:
     value = entry.value
     if isinstance(value, Str):
@@ -256,6 +268,7 @@ def _arg_value(entry: Entry, scope: Scope) -> str | Pin:
         raise BuildfileError(f"unknown function '{value.name}'", value.span,
                              hint=did_you_mean(value.name, ["image"]))
     raise BuildfileError("a build argument is a string or image(NAME)", value.span)
+
 
 def _platforms(value: Value) -> tuple[Platform, ...]:
     if not isinstance(value, ListValue):

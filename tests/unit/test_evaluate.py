@@ -545,6 +545,26 @@ image app {
     assert image.pins(AMD64) == [Pin("base", Span("Buildfile", 8, 22, 26))]
 
 
+def test_args_naming_a_per_platform_value_differ_and_the_others_are_the_same(tmp_path: Path) -> None:
+    # Arguments without platform, platform.* or tag are evaluated once per image (speed);
+    # those with them on each platform. The order of the arguments is kept.
+    text = REG.replace("[linux/amd64]", "[linux/amd64, linux/arm64]") + """
+image app {
+    tags = ["1.0"]
+    args {
+        NAME = "{name}"
+        TAG = "{tag}"
+        ARCH = "x{platform.arch|upper}"
+        PLAIN = "x"
+    }
+}
+"""
+    image = project(tmp_path, text).images["app"]
+    assert image.args[AMD64] == (("NAME", "app"), ("TAG", "1.0"), ("ARCH", "xAMD64"), ("PLAIN", "x"))
+    assert image.args[ARM64] == (("NAME", "app"), ("TAG", "1.0"), ("ARCH", "xARM64"), ("PLAIN", "x"))
+    assert image.args[AMD64][0][1] is image.args[ARM64][0][1]  # evaluated once
+
+
 def test_platform_tags(tmp_path: Path) -> None:
     text = REG.replace("[linux/amd64]", "[linux/amd64, linux/arm/v7]") + 'image app {\n tags = ["1.0"]\n}\n'
     image = project(tmp_path, text).images["app"]

@@ -50,16 +50,28 @@ def fixed_environ(tmp: Path, **extra: str) -> dict[str, str]:
     return environ
 
 
-@pytest.fixture
-def buildspec_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Run with :func:`fixed_environ` as ``os.environ`` (``cli.main`` reads os.environ)."""
-    environ = fixed_environ(tmp_path)
+def use_fixed_environ(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> dict[str, str]:
+    """Make :func:`fixed_environ` ``os.environ`` until ``monkeypatch`` is undone."""
+    environ = fixed_environ(tmp)
     for key in list(os.environ):
         if key not in environ:
             monkeypatch.delenv(key)
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
-    yield environ
+    return environ
+
+
+@pytest.fixture
+def buildspec_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Run with :func:`fixed_environ` as ``os.environ`` (``cli.main`` reads os.environ)."""
+    yield use_fixed_environ(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_buildspec_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """:func:`buildspec_env` for a module-scoped fixture (one environment for the whole module)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield use_fixed_environ(monkeypatch, tmp_path_factory.mktemp("environ"))
 
 
 @pytest.fixture

@@ -33,9 +33,15 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def _args(env: Env, repo: str, nonce: str) -> list[str]:
+def _args(env: Env, repo: str, nonce: str, pause: int = 30) -> list[str]:
+    """``pause``: the seconds of the RUN step's sleep (the fixture's default is 30)."""
     return ["run", "--no-merge", "--set", f"registry={repo}", "--set", f"busybox={env.base_image}",
-            "--set", f"nonce={nonce}"]
+            "--set", f"nonce={nonce}", "--set", f"pause={pause}"]
+
+
+# The first run's RUN step sleeps this long once both platforms print: ample time for a
+# second process to start and meet the lock, without waiting the fixture's full 30 s.
+HOLD = 15
 
 
 def _sleeping(state_home: Path, nonce: str, count: int) -> Callable[[], bool]:
@@ -56,11 +62,11 @@ def test_a_second_run_of_the_same_buildfile_waits_and_nothing_is_corrupted(
     nonce = uuid.uuid4().hex
     variables = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     with (tmp_path / "a.out").open("wb") as out, (tmp_path / "a.err").open("wb") as err:
-        first = start_cli([*_args(env, unique_repo, nonce), "--metadata-file", str(tmp_path / "a.json")],
+        first = start_cli([*_args(env, unique_repo, nonce, HOLD), "--metadata-file", str(tmp_path / "a.json")],
                           cwd=project, env=variables, stdout=out, stderr=err)
     try:
         assert _wait_until(_sleeping(tmp_path / "state", nonce, 2), STARTUP_TIMEOUT), (tmp_path / "a.err").read_text()
-        second = run_cli([*_args(env, unique_repo, nonce), "--metadata-file", str(tmp_path / "b.json")],
+        second = run_cli([*_args(env, unique_repo, nonce, HOLD), "--metadata-file", str(tmp_path / "b.json")],
                          cwd=project, env=variables)
         assert first.wait(timeout=120) == 0, (tmp_path / "a.err").read_text()
     finally:
@@ -97,7 +103,8 @@ def test_after_kill_9_the_rerun_stops_the_leftover_builds_and_succeeds(
         time.sleep(1)
         assert all(map(_alive, children)), "the builds died with buildspec: nothing to clean up"
 
-        rerun = run_cli(_args(env, unique_repo, uuid.uuid4().hex), cwd=project, env=variables)
+        # a new step that only has to succeed: a 1 s sleep (the killed run's builds sleep 30 s)
+        rerun = run_cli(_args(env, unique_repo, uuid.uuid4().hex, 1), cwd=project, env=variables)
         assert not any(map(_alive, children)), f"left running: {children}"
         assert rerun.code == 0, rerun
         assert "stopped 2 build process group(s) left running by an earlier, killed run" in rerun.stderr, rerun

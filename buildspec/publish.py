@@ -34,7 +34,7 @@ from buildspec.errors import RegistryError
 from buildspec.executor import RunResult, Status
 from buildspec.registry.blobs import copy_image
 from buildspec.registry.client import RegistryClient, sha256_digest
-from buildspec.registry.index import IndexEntry, render_index, resolve_entry
+from buildspec.registry.index import IndexEntry, ResolvedChild, render_index, resolve_entry
 from buildspec.registry.reference import as_reference, validate_tag
 from buildspec.reporting import ImageSummary
 
@@ -100,14 +100,18 @@ class TagReport:
 
 
 def stage_index(client: RegistryClient, image: str, repositories: Sequence[str], entries: Sequence[IndexEntry],
-                tags: Sequence[str], annotations: Mapping[str, str], log: Log) -> StagedIndex:
-    """Assemble the index in the first repository and push it by digest everywhere."""
+                tags: Sequence[str], annotations: Mapping[str, str], log: Log,
+                known: Mapping[IndexEntry, ResolvedChild] | None = None) -> StagedIndex:
+    """Assemble the index in the first repository and push it by digest everywhere.
+    ``known``: entries already fetched and checked in the first repository (by the
+    build that pushed them, pushed.py); the others are fetched and checked here."""
     first = as_reference(repositories[0]).repository_only()
     for tag in tags:
         problem = validate_tag(tag)
         if problem:
             raise RegistryError(f"{first.name}: {problem}")
-    children = [resolve_entry(client, first, entry) for entry in entries]
+    known = known or {}
+    children = [known.get(entry) or resolve_entry(client, first, entry) for entry in entries]
     media_type, body = render_index(children, annotations)
     digest = sha256_digest(body)
     for repository in repositories[1:]:

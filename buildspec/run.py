@@ -24,6 +24,7 @@ import json
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec import lock, publish, retry
 from buildspec.backends.base import Backend
-from buildspec.backends.buildx import BAKE_FILE
 from buildspec.errors import BuildspecError, ExitCode, RegistryError
 from buildspec.evaluate import Image, Project
 from buildspec.executor import (
@@ -47,11 +47,12 @@ from buildspec.executor import (
     default_jobs,
     execute,
 )
-from buildspec.jobs import BakeCall, bake_calls, build_request, digest_sources
+from buildspec.jobs import bake_calls, build_request, digest_sources
 from buildspec.outputs import LocalOutput, local_index_action, local_tags_action
 from buildspec.platform import Platform
+from buildspec.pushed import Bake, children_of, pushed
 from buildspec.registry.client import RegistryClient
-from buildspec.registry.index import IndexEntry, select_child
+from buildspec.registry.index import IndexEntry, ResolvedChild
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
 from buildspec.uptodate import act
 from buildspec.uptodate.check import Checker, Verdict
@@ -88,7 +89,8 @@ def _run(project: Project, graph: nx.DiGraph[str], options: RunOptions, on_child
     client = RegistryClient(insecure_registries=options.insecure_registries)
     # Lookups give up sooner: a base image on a registry that cannot be reached means
     # "build", not a run that waits for retries.
-    lookups = RegistryClient(insecure_registries=options.insecure_registries, retries=1, timeout=10)
+    lookups = RegistryClient(insecure_registries=options.insecure_registries, retries=1, timeout=10,
+                             schemes_of=client)
     try:
         checker = Checker(project, lambda name: options.backends[name][0].name, lookups,
                           state_dir=options.state_dir, insecure_registries=options.insecure_registries,
@@ -193,44 +195,13 @@ class _PushLocks:
             return self._locks.setdefault(repository, threading.Lock())
 
 
-class _Bake:
-    """A batch's ``docker buildx bake``, run once by whichever of its builds starts first.
-
-    The others wait for it (their work is being done) and then read their digest from
-    its metadata file. A failed bake leaves each build to run alone (``commands``).
-    """
-
-    def __init__(self, call: BakeCall) -> None:
-        self.call = call
-        self._lock = threading.Lock()
-        self._log: Path | None = None  # of the build that ran the bake
-        self._ok = False
-
-    def build(self, ctx: TaskContext) -> bool:
-        """Whether the bake succeeded (running it if no build of the batch did yet)."""
-        with self._lock:
-            if self._log is None:
-                self._log = ctx.log_path
-                self.call.folder.mkdir(parents=True, exist_ok=True)
-                (self.call.folder / BAKE_FILE).write_text(json.dumps(self.call.definition, indent=2) + "\n")
-                ctx.log(f"{self.call.batch}: one bake for {', '.join(self.call.requests)}")
-                self._ok = ctx.run(self.call.argv) == 0
-            else:
-                ctx.log(f"{self.call.batch}: {'built' if self._ok else 'failed'} in one bake with "
-                        f"{len(self.call.requests) - 1} other builds; its output is in {self._log}")
-            return self._ok
-
-    def digest(self, node: str) -> str:
-        return self.call.backend.read_bake_digest(self.call.requests[node], self.call.folder)
-
-
-def _bakes(project: Project, plan: nx.DiGraph[str], options: RunOptions, fresh: set[str]) -> dict[str, _Bake]:
+def _bakes(project: Project, plan: nx.DiGraph[str], options: RunOptions, fresh: set[str]) -> dict[str, Bake]:
     """node id -> the bake that builds it (up-to-date nodes are in none)."""
     if not options.bake:
         return {}
     calls = bake_calls(project, plan, options.backends, state_dir=options.state_dir,
                        insecure_registries=options.insecure_registries, skip=fresh)
-    return {node: bake for bake in map(_Bake, calls.values()) for node in bake.call.requests}
+    return {node: bake for bake in map(Bake, calls.values()) for node in bake.call.requests}
 
 
 @dataclass(frozen=True)
@@ -239,7 +210,7 @@ class _Shared:
 
     client: RegistryClient
     pushes: _PushLocks
-    bakes: Mapping[str, _Bake]
+    bakes: Mapping[str, Bake]
     checker: Checker
     verdicts: Mapping[str, Verdict]  # the nodes checked before the run started
 
@@ -291,18 +262,32 @@ def _build_action(
             return act.reuse(ctx, shared.client, image, verdict)
         for reason in verdict.reasons:
             ctx.log(f"will build: {reason}")
-        outcome = build(ctx, pins)
-        if outcome.ok and image.tags:  # an image without tags pushed nothing to record a key for
-            act.record_built(ctx, shared.checker, shared.client, image, pins, verdict, outcome)
-            outcome = Outcome(True, outcome.detail, {**outcome.data, "fresh": "built", "reasons": verdict.reasons})
-        return outcome
-
-    def build(ctx: TaskContext, pins: Mapping[str, str]) -> Outcome:
         if bake is not None:
             if bake.build(ctx):
-                return _pushed(ctx, shared.client, image, platforms, bake.call.requests[node].push_ref,
-                               bake.digest(node))
+                return bake.outcome(node, ctx)
             ctx.log(f"{bake.call.batch} failed: building {node} alone")
+        outcome = build(ctx, pins)
+        if outcome.ok and image.tags:  # an image without tags pushed nothing to record a key for
+            return recorded(ctx.log, outcome, pins, verdict, time.monotonic())
+        return outcome
+
+    def recorded(log: Callable[[str], None], outcome: Outcome, pins: Mapping[str, str], verdict: Verdict,
+                 built_at: float) -> Outcome:
+        act.record_built(log, shared.checker, shared.client, image, pins, verdict, outcome, built_at=built_at)
+        return Outcome(True, outcome.detail, {**outcome.data, "fresh": "built", "reasons": verdict.reasons})
+
+    def after_bake(log: Callable[[str], None], built_at: float) -> Outcome:
+        """The registry work once the bake pushed (Bake runs it beside the batch's others)."""
+        assert bake is not None
+        outcome = pushed(log, shared.client, image, platforms, bake.call.requests[node].push_ref, bake.digest(node))
+        # A merged build has no image() pins: its verdict was asked before the run.
+        verdict = shared.verdicts.get(node) or shared.checker.check(image, platforms, {})
+        return recorded(log, outcome, {}, verdict, built_at)
+
+    if bake is not None:
+        bake.finishers[node] = after_bake
+
+    def build(ctx: TaskContext, pins: Mapping[str, str]) -> Outcome:
         request = build_request(project, image, platforms[0], state_dir=options.state_dir,
                                 insecure_registries=options.insecure_registries, pins=pins, merged=merged,
                                 local=options.output is not None)
@@ -318,32 +303,9 @@ def _build_action(
         if not request.push:
             ctx.log(f"built {image.name} for {', '.join(map(str, platforms))}; not pushed: it has no tags here")
             return Outcome(True, "built, not pushed (no tags)")
-        return _pushed(ctx, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
+        return pushed(ctx.log, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
 
     return action
-
-
-def _pushed(ctx: TaskContext, client: RegistryClient, image: Image, platforms: tuple[Platform, ...], push_ref: str,
-            digest: str) -> Outcome:
-    ctx.log(f"pushed {push_ref}@{digest}")
-    digests = _retag_platforms(ctx, client, image, platforms, digest) if len(platforms) > 1 else {
-        str(platforms[0]): digest}
-    return Outcome(True, digest, {"digests": digests})
-
-
-def _retag_platforms(ctx: TaskContext, client: RegistryClient, image: Image, platforms: tuple[Platform, ...],
-                     index_digest: str) -> dict[str, str]:
-    """A merged build pushed one index: give each platform's image its own platform tag,
-    so the registry holds what separate builds would have pushed."""
-    where = f"{image.repository}@{index_digest}"
-    index = client.get_manifest(where).json()
-    digests: dict[str, str] = {}
-    for platform in platforms:
-        child = client.get_manifest(f"{image.repository}@{select_child(index, platform, where)['digest']}")
-        client.put_manifest(image.repository, image.platform_tags[platform], child.media_type, child.body)
-        ctx.log(f"tagged {image.repository}:{image.platform_tags[platform]} -> {child.digest}")
-        digests[str(platform)] = child.digest
-    return digests
 
 
 def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient,
@@ -371,7 +333,7 @@ def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient
         if ctx.cancelled.is_set():
             return Outcome(False, "interrupted before publishing")
         staged = publish.stage_index(client, image.name, image.repositories, entries, image.tags, annotations,
-                                     ctx.log)
+                                     ctx.log, known=_checked(ctx, plan, image, entries))
         data: dict[str, object] = {"digest": staged.digest, "manifests": dict(staged.manifests), "staged": staged}
         if not eager:
             return Outcome(True, staged.digest, data)
@@ -380,6 +342,22 @@ def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient
                        {**data, "tags": report})
 
     return action
+
+
+def _checked(ctx: TaskContext, plan: nx.DiGraph[str], image: Image,
+             entries: Sequence[IndexEntry]) -> dict[IndexEntry, ResolvedChild]:
+    """The images of ``entries`` their builds already checked (pushed.py), so that the
+    manifest step does not fetch them again."""
+    known = {}
+    for entry in entries:
+        node = graphs.build_node(plan, image.name, entry.platform)
+        try:
+            child = children_of(ctx.results_of(node).data).get(str(entry.platform))
+        except KeyError:  # built by another job (--manifests-only)
+            continue
+        if child is not None and child.digest == entry.digest:
+            known[entry] = child
+    return known
 
 
 def _tags_action(manifests: Sequence[str], client: RegistryClient) -> Callable[[TaskContext], Outcome]:

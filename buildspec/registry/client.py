@@ -83,6 +83,10 @@ __all__ = ["DOCKER_MANIFEST", "DOCKER_MANIFEST_LIST", "INDEX_MEDIA_TYPES", "OCI_
 
 log = logging.getLogger(__name__)
 
+# Connections kept per registry: a run asks from up to 16 manifest steps and 8 lookups
+# at once; beyond urllib3's default of 10, connections would be closed after each use.
+POOL_SIZE = 32
+
 class RegistryClient:
     """Talks the OCI distribution API to any number of registries.
 
@@ -98,17 +102,22 @@ class RegistryClient:
         retries: int = 4,
         *,
         certs_dir: str | Path = DEFAULT_CERTS_DIR,
+        schemes_of: RegistryClient | None = None,
     ) -> None:
+        """``schemes_of``: share that client's HTTPS-or-HTTP answers (one probe per
+        registry per run, whichever client asks first)."""
         self.insecure_registries = frozenset(insecure_registries)
         self.timeout = timeout if timeout is not None else env_timeout()
         self.retries = retries
         self.certs_dir = Path(certs_dir)
         self._retry = retry_policy(retries)
-        self._session = self._new_session(HTTPAdapter(max_retries=self._retry))
+        self._session = self._new_session(HTTPAdapter(max_retries=self._retry, pool_maxsize=POOL_SIZE))
         # Hosts with a certs.d folder get a session of their own, made on first use,
         # so the shared session is never changed while other threads use it.
         self._sessions: dict[str, requests.Session] = {}
-        self._base_urls: dict[str, str] = {}
+        self._base_urls: dict[str, str] = schemes_of._base_urls if schemes_of else {}
+        # One probe per registry: the threads that ask meanwhile wait for its answer.
+        self._probes: dict[str, threading.Lock] = schemes_of._probes if schemes_of else {}
         self._lock = threading.Lock()
         self._auth = Authenticator(self._send, docker_config)
 
@@ -324,24 +333,28 @@ class RegistryClient:
 
     def _base_url(self, host: str) -> str:
         """``scheme://host/v2/`` for a registry, deciding the scheme on first use."""
+        known = self._base_urls.get(host)
+        if known is not None:
+            return known
         with self._lock:
-            if host in self._base_urls:
-                return self._base_urls[host]
-        scheme = "https"
-        if self.is_insecure(host):
-            # The user (or loopback) made this registry insecure: a warning per
-            # request about the unverified certificate would only be noise.
-            hostname = urlsplit(f"//{host}").hostname or host
-            warnings.filterwarnings(
-                "ignore",
-                message=f"Unverified HTTPS request is being made to host '{re.escape(hostname)}'",
-                category=InsecureRequestWarning,
-            )
-            scheme = "https" if self._speaks_tls(host) else "http"
-        base = f"{scheme}://{host}/v2/"
-        log.debug("registry %s: using %s", host, base)
-        with self._lock:
-            # Two threads may both probe a new registry; they reach the same answer.
+            probe = self._probes.setdefault(host, threading.Lock())
+        with probe:
+            known = self._base_urls.get(host)
+            if known is not None:  # another thread probed it meanwhile
+                return known
+            scheme = "https"
+            if self.is_insecure(host):
+                # The user (or loopback) made this registry insecure: a warning per
+                # request about the unverified certificate would only be noise.
+                hostname = urlsplit(f"//{host}").hostname or host
+                warnings.filterwarnings(
+                    "ignore",
+                    message=f"Unverified HTTPS request is being made to host '{re.escape(hostname)}'",
+                    category=InsecureRequestWarning,
+                )
+                scheme = "https" if self._speaks_tls(host) else "http"
+            base = f"{scheme}://{host}/v2/"
+            log.debug("registry %s: using %s", host, base)
             return self._base_urls.setdefault(host, base)
 
     def _speaks_tls(self, host: str) -> bool:

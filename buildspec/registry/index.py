@@ -46,6 +46,7 @@ from buildspec.registry.client import (
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
     OCI_MANIFEST,
+    Manifest,
     RegistryClient,
     config_of,
     sha256_digest,
@@ -167,9 +168,16 @@ def resolve_entry(client: RegistryClient, repository: Reference, entry: IndexEnt
             raise RegistryError(f"{where}: the index entry for {entry.platform} has no valid digest")
         attestations = attestations_of(manifest.json(), child)
         manifest = client.get_manifest(repository.with_digest(child))
-        where = f"{repository.name}@{manifest.digest} ({entry.platform})"
-        if manifest.is_index:
-            raise RegistryError(f"{where}: an index inside an index is not supported")
+    return resolve_manifest(client, repository, entry.platform, manifest, attestations)
+
+
+def resolve_manifest(client: RegistryClient, repository: Reference, platform: Platform, manifest: Manifest,
+                     attestations: tuple[Mapping[str, Any], ...] = ()) -> ResolvedChild:
+    """An image manifest already fetched from ``repository``: fetch its config and check
+    its platform (what ``resolve_entry`` does once it holds the image's manifest)."""
+    where = f"{repository.name}@{manifest.digest} ({platform})"
+    if manifest.is_index:
+        raise RegistryError(f"{where}: an index inside an index is not supported")
     if manifest.media_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
         raise RegistryError(f"{where}: unsupported manifest type {manifest.media_type}")
     try:
@@ -183,7 +191,7 @@ def resolve_entry(client: RegistryClient, repository: Reference, entry: IndexEnt
         media_type=manifest.media_type,
         digest=manifest.digest,
         size=manifest.size,
-        platform=index_platform(entry.platform, config, where),
+        platform=index_platform(platform, config, where),
         os_version=config.get("os.version") or None,
         os_features=tuple(str(f) for f in features),
         attestations=attestations,

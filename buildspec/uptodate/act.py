@@ -3,7 +3,7 @@ to date, and record the key of what was built."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import networkx as nx
@@ -13,7 +13,7 @@ from buildspec.errors import BuildspecError
 from buildspec.evaluate import Image, Project
 from buildspec.executor import Outcome, TaskContext
 from buildspec.jobs import digest_sources
-from buildspec.registry.client import RegistryClient
+from buildspec.registry.client import Manifest, RegistryClient
 from buildspec.uptodate import records
 from buildspec.uptodate.check import Checker, Verdict
 
@@ -55,21 +55,28 @@ def reuse(ctx: TaskContext, client: RegistryClient, image: Image, verdict: Verdi
                    {"digests": dict(verdict.digests), "fresh": fresh, "reasons": ()})
 
 
-def record_built(ctx: TaskContext, checker: Checker, client: RegistryClient, image: Image, pins: Mapping[str, str],
-                 verdict: Verdict, outcome: Outcome) -> None:
+def record_built(log: Callable[[str], None], checker: Checker, client: RegistryClient, image: Image,
+                 pins: Mapping[str, str], verdict: Verdict, outcome: Outcome, *,
+                 built_at: float | None = None) -> None:
     """Push the key record of each platform image just built, unless its inputs moved while
-    it was being built (the image may then hold either: the next run builds again)."""
+    it was being built (the image may then hold either: the next run builds again).
+
+    ``built_at``: when the build ended (``time.monotonic()``); the base images are then
+    resolved once for all the builds that ended before (Checker.inputs). The outcome's
+    ``fetched`` manifests (platform -> Manifest, pushed.py), when there are any, spare a request."""
     digests: Mapping[str, str] = outcome.data["digests"]  # type: ignore[assignment]
+    fetched: Mapping[str, Manifest] = outcome.data.get("fetched") or {}  # type: ignore[assignment]
     for platform in image.platforms:
         inputs = verdict.inputs.get(str(platform))
         if inputs is None or str(platform) not in digests:
             continue
         try:
-            again = checker.inputs(image, platform, pins, again=True)
+            again = checker.inputs(image, platform, pins, again=True, not_before=built_at)
             if again.key != inputs.key:
-                ctx.log(f"not recording the key of {platform}: the inputs changed while it was built")
+                log(f"not recording the key of {platform}: the inputs changed while it was built")
                 continue
-            records.record(client, image.repository, image.name, platform, digests[str(platform)], inputs)
-            ctx.log(f"recorded key {inputs.key} for {platform}")
+            records.record(client, image.repository, image.name, platform, digests[str(platform)], inputs,
+                           fetched.get(str(platform)))
+            log(f"recorded key {inputs.key} for {platform}")
         except BuildspecError as e:  # the image is fine; only the next run's skip is lost
-            ctx.log(f"warning: cannot record the key of {platform}: {e}")
+            log(f"warning: cannot record the key of {platform}: {e}")

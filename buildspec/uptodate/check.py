@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -69,15 +70,21 @@ class Checker:
         self.insecure_registries = tuple(insecure_registries)
         self.always = always
         self.trees = _SafeTreeCache()
-        self._bases: dict[str, Manifest | BuildspecError] = {}
+        # reference -> (time.monotonic() when it was asked, the answer)
+        self._bases: dict[str, tuple[float, Manifest | BuildspecError]] = {}
+        self._resolving: dict[str, threading.Lock] = {}  # one question per base image at a time
         self._down: dict[str, RegistryError] = {}  # registry host -> why it cannot be reached
         self._lock = threading.Lock()
         self._build_platform = host()
 
-    def inputs(self, image: Image, platform: Platform, pins: Mapping[str, str], *, again: bool = False) -> Inputs:
+    def inputs(self, image: Image, platform: Platform, pins: Mapping[str, str], *, again: bool = False,
+               not_before: float | None = None) -> Inputs:
         """The inputs of ``image`` on ``platform``; BuildspecError with the reason when
         they cannot be known (the caller then builds). ``again``: read the files and the
-        base images anew (after a build, to prove nothing moved while it ran)."""
+        base images anew (after a build, to prove nothing moved while it ran); with
+        ``not_before`` (a ``time.monotonic()`` value, when the build ended), a base image
+        resolved at or after that moment counts as anew: the builds of one bake share
+        one question per base image."""
         request = build_request(self.project, image, platform, state_dir=self.state_dir,
                                 insecure_registries=self.insecure_registries, pins=pins)
         try:
@@ -90,7 +97,7 @@ class Checker:
             if isinstance(base, Unresolved):
                 raise BuildspecError(f"FROM {base.text}: ${base.missing} has no value here")
             name = base.reference if base.platform == platform else f"{base.reference} ({base.platform})"
-            bases[name] = self._resolve(base, again)
+            bases[name] = self._resolve(base, again, not_before)
         pin_args = {name: value.target for name, value in image.args[platform] if not isinstance(value, str)}
         try:
             trees = TreeCache() if again else self.trees
@@ -98,20 +105,25 @@ class Checker:
         except OSError as exc:
             raise BuildspecError(f"cannot read the build context: {exc}") from None
 
-    def _resolve(self, base: Base, again: bool = False) -> str:
+    def _resolve(self, base: Base, again: bool = False, not_before: float | None = None) -> str:
         """The digest of the image ``base`` names for its platform, now: an index is
         resolved to its child for that platform, so that a base image updated for one
         platform only makes only that platform's builds stale."""
         reference = base.reference
         with self._lock:
-            known = None if again else self._bases.get(reference)
-        if known is None:
-            try:
-                known = self._ask(reference, lambda: self.client.get_manifest(as_reference(reference)))
-            except BuildspecError as exc:
-                known = BuildspecError(f"cannot resolve FROM {reference}: {exc}")
-            with self._lock:
-                self._bases[reference] = known
+            asking = self._resolving.setdefault(reference, threading.Lock())
+        with asking:  # the threads that need it meanwhile wait for this one answer
+            cached = self._bases.get(reference)
+            usable = cached is not None and (not again or (not_before is not None and cached[0] >= not_before))
+            if cached is not None and usable:
+                known = cached[1]
+            else:
+                asked = time.monotonic()
+                try:
+                    known = self._ask(reference, lambda: self.client.get_manifest(as_reference(reference)))
+                except BuildspecError as exc:
+                    known = BuildspecError(f"cannot resolve FROM {reference}: {exc}")
+                self._bases[reference] = (asked, known)
         if isinstance(known, BuildspecError):
             raise known
         if not known.is_index:

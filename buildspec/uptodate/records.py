@@ -25,7 +25,7 @@ from typing import Any
 
 from buildspec.errors import RegistryError
 from buildspec.platform import Platform
-from buildspec.registry.client import OCI_INDEX, RegistryClient
+from buildspec.registry.client import OCI_INDEX, Manifest, RegistryClient
 from buildspec.registry.reference import as_reference
 from buildspec.uptodate.key import KEY_VERSION, Inputs, decode
 
@@ -90,10 +90,12 @@ def last_inputs(client: RegistryClient, repository: str, image: str, platform: P
 
 
 def record(client: RegistryClient, repository: str, image: str, platform: Platform, digest: str,
-           inputs: Inputs) -> None:
-    """Push the key index for the image ``digest`` built from ``inputs``."""
+           inputs: Inputs, manifest: Manifest | None = None) -> None:
+    """Push the key index for the image ``digest`` built from ``inputs``; ``manifest``:
+    that image's manifest when the caller already fetched it (by digest, so verified)."""
     ref = as_reference(repository)
-    manifest = client.get_manifest(ref.with_digest(digest))
+    if manifest is None or manifest.digest != digest:
+        manifest = client.get_manifest(ref.with_digest(digest))
     if manifest.is_index:
         raise RegistryError(f"{repository}@{digest}: expected a platform image, found an index")
     normalized = platform.normalized()

@@ -36,8 +36,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import docker.auth
-import docker.errors
 import requests
 
 from buildspec.errors import RegistryError
@@ -127,6 +125,11 @@ def load_credentials(registry: str, docker_config: str | os.PathLike[str] | None
     if not path.is_file():
         return None
     where = display_path(path)
+    # Here, not at the top: docker-py costs ~40 ms of start-up, and most runs on a
+    # loopback registry never read a Docker config (no ~/.docker/config.json).
+    import docker.auth
+    import docker.errors
+
     try:
         config = docker.auth.load_config(config_path=str(path))
         entry = config.resolve_authconfig(registry)

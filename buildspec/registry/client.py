@@ -65,6 +65,7 @@ from buildspec.registry.transport import (
     BACKOFF_FACTOR,
     DEFAULT_CERTS_DIR,
     ContextAdapter,
+    EnvironmentOnceSession,
     certs_d_context,
     describe_body_error,
     describe_network_error,
@@ -315,7 +316,7 @@ class RegistryClient:
 
     @staticmethod
     def _new_session(adapter: HTTPAdapter) -> requests.Session:
-        session = requests.Session()
+        session = EnvironmentOnceSession()
         # As Docker does (docker/26.1 go/...): registries' logs tell who asked.
         session.headers["User-Agent"] = f"buildspec/{__version__} {requests.utils.default_user_agent()}"
         session.mount("http://", adapter)

@@ -428,7 +428,11 @@ class Bench:
         sample.requests = registry_requests(since, prefix.partition("/")[2])
         if tool.is_bake:
             return sample, run_steps([sample.log]), None
-        return sample, run_steps(self.buildspec_logs()), Phases.parse(sample.log)
+        logs = self.buildspec_logs()
+        fallbacks = sum(" failed: building " in text for text in logs)
+        if fallbacks:  # a failed bake: each image was then built alone (worth knowing when timing)
+            self.say(f"{what}: the bake failed; {fallbacks} images were built alone")
+        return sample, run_steps(logs), Phases.parse(sample.log)
 
     def pair(self, r: int, tool: Tool, attempt: int = 0) -> Pair:
         # Fresh repositories for a retry too: the failed run may have pushed some blobs.

@@ -26,6 +26,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 TAG_ATTEMPTS = 3
+TAG_QUESTIONS = 8  # where the tags point now: asked this many at a time
 RETRY_PAUSE = 1.0  # seconds, doubled after each failed attempt
 
 PUSHED, UNCHANGED, FAILED, NOT_PUSHED = "pushed", "unchanged", "failed", "not pushed"
@@ -131,30 +133,53 @@ def move_tags(client: RegistryClient, staged: Sequence[StagedIndex], log: Log, *
     """Point every tag of every staged index at it, in every repository.
 
     After a tag that still fails after ``attempts``, or once ``cancelled`` is set,
-    no further tag is pushed: they are reported NOT_PUSHED.
+    no further tag is pushed: they are reported NOT_PUSHED. Where each tag points now
+    is asked first for all of them at once (reads move nothing); the pushes go one
+    after the other, in order.
     """
+    planned = [TagMove(index.image, repository, tag, index.digest, NOT_PUSHED)
+               for index in staged for repository in index.repositories for tag in index.tags]
+    indexes = [index for index in staged for _ in index.repositories for _ in index.tags]
+    stopped = cancelled is not None and cancelled.is_set()
+    current = {} if stopped else _where_tags_point(client, planned)
     moves: list[TagMove] = []
     stop = False
-    for index in staged:
-        for repository in index.repositories:
-            for tag in index.tags:
-                move = TagMove(index.image, repository, tag, index.digest, NOT_PUSHED)
-                if not stop and not (cancelled is not None and cancelled.is_set()):
-                    move = _move(client, move, index, log, attempts, pause)
-                    stop = move.state == FAILED
-                moves.append(move)
+    for move, index in zip(planned, indexes, strict=True):
+        if not stop and not (cancelled is not None and cancelled.is_set()):
+            if current.get(move.ref) == index.digest:
+                log(f"{move.ref} already points at {index.digest}")
+                move = dataclasses.replace(move, state=UNCHANGED)
+            else:
+                move = _move(client, move, index, log, attempts, pause, asked=move.ref in current)
+            stop = move.state == FAILED
+        moves.append(move)
     return TagReport(tuple(moves))
 
 
+def _where_tags_point(client: RegistryClient, moves: Sequence[TagMove]) -> dict[str, str | None]:
+    """ref -> the digest it points at (None: no such tag), for the refs the registry
+    answered about; a question that failed is left out (``_move`` asks again)."""
+
+    def ask(move: TagMove) -> tuple[str, str | None] | None:
+        try:
+            return move.ref, client.manifest_digest(as_reference(move.ref))
+        except RegistryError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=TAG_QUESTIONS, thread_name_prefix="tags") as pool:
+        return dict(answer for answer in pool.map(ask, moves) if answer is not None)
+
+
 def _move(client: RegistryClient, move: TagMove, index: StagedIndex, log: Log, attempts: int,
-          pause: float) -> TagMove:
+          pause: float, asked: bool = False) -> TagMove:
+    """``asked``: where the tag points was just asked (and it is not the index)."""
     ref = as_reference(move.ref)
     error = ""
     for attempt in range(attempts):
         if attempt:
             time.sleep(pause * 2 ** (attempt - 1))
         try:
-            if client.manifest_digest(ref) == index.digest:
+            if not (asked and attempt == 0) and client.manifest_digest(ref) == index.digest:
                 log(f"{move.ref} already points at {index.digest}")
                 return dataclasses.replace(move, state=UNCHANGED)
             client.put_manifest(ref, move.tag, index.media_type, index.body)

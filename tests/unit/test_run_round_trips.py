@@ -191,3 +191,23 @@ def test_a_bake_batch_finishes_its_builds_beside_each_other_and_a_failure_stays_
     for node, r in result.results.items():
         assert r.log_path is not None and f"registry work of {node}" in r.log_path.read_text()
     assert sum("$ true" in r.log_path.read_text() for r in result.results.values() if r.log_path) == 1
+
+
+def test_the_tag_step_asks_where_every_tag_points_before_it_pushes_one(client: RegistryClient) -> None:
+    with FakeRegistry() as registry:
+        staged = []
+        for name in ("a", "b", "c"):
+            repo = f"{registry.address}/{name}/app"
+            entries = [IndexEntry(AMD64, registry.add_image(f"{name}/app", arch="amd64")[0])]
+            staged.append(publish.stage_index(client, name, (repo,), entries, ("1.0", "latest"), {}, lambda _: None))
+        # b's 1.0 already points at its index (a rerun after a partial tag step)
+        registry.manifests[("b/app", "1.0")] = registry.manifests[("b/app", staged[1].digest)]
+        before = len(registry.requests)
+        report = publish.move_tags(client, staged, lambda _: None, pause=0)
+        methods = [r.method for r in registry.requests[before:]]
+        assert methods == ["HEAD"] * 6 + ["PUT"] * 5
+        assert [(m.image, m.tag, m.state) for m in report.moves] == [
+            ("a", "1.0", "pushed"), ("a", "latest", "pushed"), ("b", "1.0", "unchanged"),
+            ("b", "latest", "pushed"), ("c", "1.0", "pushed"), ("c", "latest", "pushed")]
+        for name, index in zip("abc", staged, strict=True):
+            assert registry.tags(f"{name}/app") == {"1.0": index.digest, "latest": index.digest}

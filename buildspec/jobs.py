@@ -13,9 +13,7 @@ import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend, BuildRequest
@@ -25,6 +23,9 @@ from buildspec.evaluate import Image, Pin, Project
 from buildspec.paths import Resolver
 from buildspec.platform import Platform
 from buildspec.registry.reference import is_loopback
+
+if TYPE_CHECKING:  # networkx is loaded by the graph stage; here only for annotations
+    import networkx as nx
 
 
 def safe_name(node_id: str) -> str:

@@ -29,8 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from buildspec import graph as graphs
 from buildspec import lock, publish, retry
@@ -56,6 +55,9 @@ from buildspec.registry.index import IndexEntry, ResolvedChild
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
 from buildspec.uptodate import act
 from buildspec.uptodate.check import Checker, Verdict
+
+if TYPE_CHECKING:  # networkx is loaded by the graph stage; here only for annotations
+    import networkx as nx
 
 ANNOTATED_LABELS = "org.opencontainers.image."
 

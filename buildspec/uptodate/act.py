@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from buildspec import graph as graphs
 from buildspec.errors import BuildspecError
@@ -16,6 +15,9 @@ from buildspec.jobs import digest_sources
 from buildspec.registry.client import Manifest, RegistryClient
 from buildspec.uptodate import records
 from buildspec.uptodate.check import Checker, Verdict
+
+if TYPE_CHECKING:  # networkx is loaded by the graph stage; here only for annotations
+    import networkx as nx
 
 
 def upfront_verdicts(project: Project, plan: nx.DiGraph[str], checker: Checker) -> dict[str, Verdict]:

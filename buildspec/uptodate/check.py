@@ -20,9 +20,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-
-import networkx as nx
+from typing import TYPE_CHECKING, TypeVar
 
 from buildspec import graph as graphs
 from buildspec.errors import BuildspecError, RegistryError
@@ -35,6 +33,9 @@ from buildspec.registry.reference import as_reference
 from buildspec.uptodate import records
 from buildspec.uptodate.dockerfile import Base, Unresolved, base_references
 from buildspec.uptodate.key import Inputs, TreeCache, changes, request_inputs
+
+if TYPE_CHECKING:  # networkx is loaded by the graph stage; here only for annotations
+    import networkx as nx
 
 _T = TypeVar("_T")
 

@@ -122,7 +122,10 @@ def speaks_tls(host: str, timeout: float) -> bool:
 
     A bare TLS handshake, unverified on purpose (only insecure registries are probed):
     no HTTP request, and no CA bundle loaded (``requests`` with ``verify=False`` still
-    reads the system's CAs, about 0.1 s of CPU per probe)."""
+    reads the system's CAs, about 0.1 s of CPU per probe). When the environment names
+    a proxy for the registry, the probe goes through it, as the requests will."""
+    if requests.utils.get_environ_proxies(f"https://{host}/v2/"):
+        return _speaks_tls_via_proxy(host, timeout)
     hostname = urlsplit(f"//{host}").hostname or host
     port = urlsplit(f"//{host}").port or 443
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -135,6 +138,23 @@ def speaks_tls(host: str, timeout: float) -> bool:
     except (ssl.SSLError, OSError):
         # As Docker: any failure over TLS means try plain HTTP; if that fails too,
         # the error the user sees is the HTTP one.
+        return False
+
+
+def _speaks_tls_via_proxy(host: str, timeout: float) -> bool:
+    try:
+        # Unverified on purpose: only insecure registries are probed.
+        response = requests.get(
+            f"https://{host}/v2/",
+            verify=False,  # noqa: S501
+            timeout=timeout,
+            allow_redirects=False,
+        )
+        response.close()
+        return True
+    except requests.exceptions.SSLError:
+        return False
+    except requests.exceptions.ConnectionError:
         return False
 
 def certs_d_context(certs_dir: Path, host: str) -> ssl.SSLContext | None:

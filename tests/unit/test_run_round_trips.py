@@ -211,3 +211,24 @@ def test_the_tag_step_asks_where_every_tag_points_before_it_pushes_one(client: R
             ("b", "latest", "pushed"), ("c", "1.0", "pushed"), ("c", "latest", "pushed")]
         for name, index in zip("abc", staged, strict=True):
             assert registry.tags(f"{name}/app") == {"1.0": index.digest, "latest": index.digest}
+
+
+def test_the_environment_s_proxy_settings_still_apply_read_once_per_registry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    with FakeRegistry() as registry, RegistryClient(docker_config=str(tmp_path / "none"), retries=0) as client:
+        for _ in range(2):
+            with pytest.raises(RegistryError, match="cannot connect"):
+                client.find_manifest(f"{registry.address}/a/app:1")
+        assert not registry.requests  # nothing reached the registry: everything went to the proxy
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with FakeRegistry() as registry, RegistryClient(docker_config=str(tmp_path / "none"), retries=0) as client:
+        assert client.find_manifest(f"{registry.address}/a/app:1") is None
+        assert client.find_manifest(f"{registry.address}/a/app:2") is None
+        assert len(registry.requests) == 2

@@ -90,8 +90,9 @@ class Bake:
     (set before the run starts) is the node's registry work after the bake pushed.
     """
 
-    def __init__(self, call: BakeCall) -> None:
+    def __init__(self, call: BakeCall, threads: int = FINISH_THREADS) -> None:
         self.call = call
+        self.threads = threads  # 1 for `run -j 1`: everything one at a time
         self.finishers: dict[str, Finisher] = {}
         self._lock = threading.Lock()
         self._log: Path | None = None  # of the build that ran the bake
@@ -143,7 +144,7 @@ class Bake:
             return node, prepared
 
         nodes = [node for node in self.call.requests if node in self.finishers]
-        with ThreadPoolExecutor(max_workers=FINISH_THREADS, thread_name_prefix="after-bake") as pool:
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="after-bake") as pool:
             self._prepared.update(pool.map(finish, nodes))
 
 

@@ -49,7 +49,7 @@ from buildspec.executor import (
 from buildspec.jobs import bake_calls, build_request, digest_sources
 from buildspec.outputs import LocalOutput, local_index_action, local_tags_action
 from buildspec.platform import Platform
-from buildspec.pushed import Bake, children_of, pushed
+from buildspec.pushed import FINISH_THREADS, Bake, children_of, pushed
 from buildspec.registry.client import RegistryClient
 from buildspec.registry.index import IndexEntry, ResolvedChild
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
@@ -203,7 +203,8 @@ def _bakes(project: Project, plan: nx.DiGraph[str], options: RunOptions, fresh: 
         return {}
     calls = bake_calls(project, plan, options.backends, state_dir=options.state_dir,
                        insecure_registries=options.insecure_registries, skip=fresh)
-    return {node: bake for bake in map(Bake, calls.values()) for node in bake.call.requests}
+    threads = 1 if options.jobs == 1 else FINISH_THREADS
+    return {node: bake for call in calls.values() for bake in [Bake(call, threads)] for node in call.requests}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -232,3 +234,21 @@ def test_the_environment_s_proxy_settings_still_apply_read_once_per_registry(
         assert client.find_manifest(f"{registry.address}/a/app:1") is None
         assert client.find_manifest(f"{registry.address}/a/app:2") is None
         assert len(registry.requests) == 2
+
+
+def test_docker_py_is_loaded_only_to_read_a_docker_config(tmp_path: Path) -> None:
+    probe = ("import sys\nfrom buildspec.registry.client import RegistryClient\n"
+             "from buildspec.registry.auth import load_credentials\n"
+             "with RegistryClient(docker_config=sys.argv[1], retries=0) as client:\n"
+             "    assert client.find_manifest(sys.argv[2] + '/a/app:1') is None\n"
+             "print('docker' in sys.modules)\n"
+             "load_credentials('example.org', sys.argv[3])\n"
+             "print('docker' in sys.modules)\n")
+    config = tmp_path / "with-config"
+    config.mkdir()
+    (config / "config.json").write_text('{"auths": {}}')
+    with FakeRegistry() as registry:
+        result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "none"), registry.address, str(config)],
+                                capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]

@@ -7,11 +7,12 @@ Each graph node becomes an executor Task:
   build:X@p1+p2  a merged buildx build: one call, then each platform's image is
                  tagged under its own platform tag; merged builds of one bake batch
                  (jobs.bake_calls) share one `docker buildx bake`, run by the first
-                 of them to start (_Bake), and each is built alone if it fails
+                 of them to start (pushed.Bake, which then does the batch's registry
+                 work 8 at a time), and each is built alone if it fails
   publish        the atomic-publishing gate: nothing to do, it only orders
   manifest:X     assemble X's index from its builds' digests and push it by digest to each
-                 of X's repositories (publish.stage_index); with --publish eager, then its tags
-  tags           atomic publishing: once every index is in, move every tag (publish.move_tags)
+                 of X's repositories (publish_steps.py); with --publish eager, then its tags
+  tags           atomic publishing: once every index is in, move every tag (publish_steps.py)
 
 Manifests and the gate only talk to registries: they are light tasks (executor.py).
 """
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING
 from buildspec import graph as graphs
 from buildspec import lock, publish, retry
 from buildspec.backends.base import Backend
-from buildspec.errors import BuildspecError, ExitCode, RegistryError
+from buildspec.errors import BuildspecError, ExitCode
 from buildspec.evaluate import Image, Project
 from buildspec.executor import (
     Outcome,
@@ -48,19 +49,15 @@ from buildspec.executor import (
 )
 from buildspec.jobs import bake_calls, build_request, digest_sources
 from buildspec.outputs import LocalOutput, local_index_action, local_tags_action
-from buildspec.platform import Platform
-from buildspec.pushed import FINISH_THREADS, Bake, children_of, pushed
+from buildspec.publish_steps import built_digest, manifest_action, tags_action
+from buildspec.pushed import FINISH_THREADS, Bake, pushed
 from buildspec.registry.client import RegistryClient
-from buildspec.registry.index import IndexEntry, ResolvedChild
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
 from buildspec.uptodate import act
 from buildspec.uptodate.check import Checker, Verdict
 
 if TYPE_CHECKING:  # networkx is loaded by the graph stage; here only for annotations
     import networkx as nx
-
-ANNOTATED_LABELS = "org.opencontainers.image."
-
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -226,7 +223,7 @@ def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOption
     if attrs["kind"] == "tags" and options.output is not None:
         return Task(node, needs, local_tags_action(needs), label="local tags", light=True)
     if attrs["kind"] == "tags":
-        return Task(node, needs, _expected_failures(_tags_action(needs, shared.client)), label="move tags",
+        return Task(node, needs, _expected_failures(tags_action(needs, shared.client)), label="move tags",
                     light=True)
     image = project.images[attrs["image"]]
     if attrs["kind"] == "build":
@@ -236,12 +233,7 @@ def _task(project: Project, plan: nx.DiGraph[str], node: str, options: RunOption
         action = local_index_action(image, plan, options.state_dir, options.output)
         return Task(node, needs, _expected_failures(action), light=True)
     eager = graphs.TAGS_NODE not in plan
-    return Task(node, needs, _expected_failures(_manifest_action(image, plan, shared.client, eager)), light=True)
-
-
-def _built_digest(ctx: TaskContext, plan: nx.DiGraph[str], image: str, platform: Platform) -> str:
-    """The digest a build of this run pushed for ``image`` on ``platform``; KeyError if none did."""
-    return str(ctx.results_of(graphs.build_node(plan, image, platform)).data["digests"][str(platform)])  # type: ignore[index]
+    return Task(node, needs, _expected_failures(manifest_action(image, plan, shared.client, eager)), light=True)
 
 
 def _build_action(
@@ -253,7 +245,7 @@ def _build_action(
     bake = shared.bakes.get(node)
 
     def action(ctx: TaskContext) -> Outcome:
-        pins = {name: f"{project.images[name].repository}@{_built_digest(ctx, plan, name, p)}"
+        pins = {name: f"{project.images[name].repository}@{built_digest(ctx, plan, name, p)}"
                 for p in platforms for name in digest_sources(project, image, p)}
         if options.output is not None:  # local outputs always build, and record no key anywhere
             outcome = build(ctx, pins)
@@ -309,71 +301,6 @@ def _build_action(
         return pushed(ctx.log, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
 
     return action
-
-
-def _manifest_action(image: Image, plan: nx.DiGraph[str], client: RegistryClient,
-                     eager: bool) -> Callable[[TaskContext], Outcome]:
-    annotations = {k: v for k, v in image.labels.items() if k.startswith(ANNOTATED_LABELS)}
-    annotations.update(image.build_options.annotations)  # `annotations { }`: the manifests' and the index's
-
-    def action(ctx: TaskContext) -> Outcome:
-        if not image.tags:
-            ctx.log(f"{image.name} has no tags here: nothing to publish")
-            return Outcome(True, "nothing to publish (no tags)")
-        entries = []
-        for platform in image.platforms:
-            try:
-                digest = _built_digest(ctx, plan, image.name, platform)
-            except KeyError:  # built by another job (--manifests-only): find it by its platform tag
-                ref = f"{image.repository}:{image.platform_tags[platform]}"
-                try:
-                    digest = client.get_manifest(ref).digest
-                except RegistryError as e:
-                    raise RegistryError(f"no {platform} image for {image.name} at {ref} "
-                                        f"(did the job `run --platform {platform}` succeed?): {e}") from None
-                ctx.log(f"found {ref} -> {digest}")
-            entries.append(IndexEntry(platform, digest))
-        if ctx.cancelled.is_set():
-            return Outcome(False, "interrupted before publishing")
-        staged = publish.stage_index(client, image.name, image.repositories, entries, image.tags, annotations,
-                                     ctx.log, known=_checked(ctx, plan, image, entries))
-        data: dict[str, object] = {"digest": staged.digest, "manifests": dict(staged.manifests), "staged": staged}
-        if not eager:
-            return Outcome(True, staged.digest, data)
-        report = publish.move_tags(client, [staged], ctx.log, cancelled=ctx.cancelled)
-        return Outcome(report.complete, staged.digest if report.complete else report.summary(),
-                       {**data, "tags": report})
-
-    return action
-
-
-def _checked(ctx: TaskContext, plan: nx.DiGraph[str], image: Image,
-             entries: Sequence[IndexEntry]) -> dict[IndexEntry, ResolvedChild]:
-    """The images of ``entries`` their builds already checked (pushed.py), so that the
-    manifest step does not fetch them again."""
-    known = {}
-    for entry in entries:
-        node = graphs.build_node(plan, image.name, entry.platform)
-        try:
-            child = children_of(ctx.results_of(node).data).get(str(entry.platform))
-        except KeyError:  # built by another job (--manifests-only)
-            continue
-        if child is not None and child.digest == entry.digest:
-            known[entry] = child
-    return known
-
-
-def _tags_action(manifests: Sequence[str], client: RegistryClient) -> Callable[[TaskContext], Outcome]:
-    """Atomic publishing's last step: every index is in its registries; move every tag."""
-
-    def action(ctx: TaskContext) -> Outcome:
-        # An image without tags staged nothing (its manifest step published nothing).
-        staged = [data["staged"] for node in manifests if "staged" in (data := ctx.results_of(node).data)]
-        report = publish.move_tags(client, staged, ctx.log, cancelled=ctx.cancelled)  # type: ignore[arg-type]
-        return Outcome(report.complete, report.summary(), {"tags": report})
-
-    return action
-
 
 
 def _summary(image: Image, plan: nx.DiGraph[str], run: RunResult) -> ImageSummary:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from buildspec import templates
 from buildspec.errors import BuildfileError, Span
@@ -91,12 +93,12 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
     repository = repositories[0]
 
     context = buildfile.directory / (text("context", ".") or ".")
-    if not context.is_dir():
-        raise BuildfileError(f"build context '{text('context', '.')}' is not a directory",
-                             attrs["context"].value.span if "context" in attrs else decl.span)
+    context_span = attrs["context"].value.span if "context" in attrs else decl.span
+    if not _checked(context, Path.is_dir, context_span, buildfile.directory):
+        raise BuildfileError(f"build context '{text('context', '.')}' is not a directory", context_span)
     dockerfile = context / (text("dockerfile", "Dockerfile") or "Dockerfile")
-    if not dockerfile.is_file():
-        span = attrs["dockerfile"].value.span if "dockerfile" in attrs else decl.span
+    span = attrs["dockerfile"].value.span if "dockerfile" in attrs else decl.span
+    if not _checked(dockerfile, Path.is_file, span, buildfile.directory):
         raise BuildfileError(f"no Dockerfile at '{os.path.relpath(dockerfile, buildfile.directory)}'", span,
                              hint="dockerfile is relative to the context, as in docker buildx bake")
 
@@ -243,6 +245,15 @@ def _needs(decl: ImageDecl) -> tuple[tuple[str, Span], ...]:
     if not isinstance(value, ListValue) or not all(isinstance(i, Word) for i in value.items):
         raise BuildfileError("needs is a list of target names: needs = [a, b]", value.span)
     return tuple((i.text, i.span) for i in value.items if isinstance(i, Word))
+
+
+def _checked(path: Path, test: Callable[[Path], bool], span: Span, directory: Path) -> bool:
+    """``test(path)``; an error the file system gives (a name too long, no permission) is the
+    Buildfile's error at ``span`` (is_dir and is_file answer False only for a missing path)."""
+    try:
+        return test(path)
+    except OSError as e:
+        raise BuildfileError(f"cannot read '{os.path.relpath(path, directory)}': {e.strerror}", span) from None
 
 
 def _per_platform(value: Value) -> bool:

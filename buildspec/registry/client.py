@@ -37,7 +37,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InsecureRequestWarning
+from urllib3.exceptions import InsecureRequestWarning, LocationValueError
 
 from buildspec import __version__
 from buildspec.errors import RegistryError
@@ -388,6 +388,9 @@ class RegistryClient:
             except requests.exceptions.RequestException as error:
                 reason = describe_network_error(error)
                 message = f"{parts.netloc}: {method} {parts.path} failed: {reason}"
+                raise RegistryError(self._auth.scrub(message)) from None
+            except LocationValueError as error:  # urllib3 refuses the host (a DNS label past 63 characters)
+                message = f"{parts.netloc}: {method} {parts.path} failed: not a usable host name ({error})"
                 raise RegistryError(self._auth.scrub(message)) from None
             if not read_body:
                 break

@@ -89,6 +89,9 @@ def validate_repository(name: str) -> str | None:
     domain, path = _split_domain(name)
     if domain is not None and not _DOMAIN_RE.fullmatch(domain):
         return f"registry '{domain}' in '{name}' is not a valid host[:port]"
+    if domain is not None and not domain.startswith("[") and any(
+            len(label) > 63 for label in domain.rsplit(":", 1)[0].split(".")):
+        return f"registry '{domain}' in '{name}' is not a valid host: a DNS label has at most 63 characters"
     if not path:
         return f"repository name '{name}' has no path after the registry"
     for component in path.split("/"):

@@ -25,6 +25,7 @@ from buildspec.registry.client import (
     is_loopback,
     sha256_digest,
 )
+from buildspec.registry.reference import InvalidReference, Reference
 from tests.faulty_proxy import Reply, Request, ScriptedServer
 
 BODY = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}}).encode()
@@ -115,6 +116,19 @@ def test_unreachable_registry(tmp_path: Path) -> None:
         "cannot connect, even after retrying (is the registry running and reachable?)"
     )
     assert caught.value.__suppress_context__
+
+
+def test_a_host_urllib3_refuses_is_a_registry_error(tmp_path: Path) -> None:
+    # Found by bench/fuzz.py: a DNS label past 63 characters made urllib3 raise its own
+    # LocationParseError out of `plan`. References (and so Buildfiles) refuse such a host
+    # now; the client still turns what urllib3 refuses into its own error.
+    client = RegistryClient(docker_config=str(tmp_path), retries=0)
+    host = "r" * 64 + ".example.com:5000"
+    with pytest.raises(InvalidReference):
+        Reference.parse(f"{host}/app:1")
+    with pytest.raises(RegistryError) as caught:
+        client.find_manifest(Reference(host, "app", tag="1"))
+    assert str(caught.value).startswith(f"{host}: GET /v2/app/manifests/1 failed: not a usable host name")
 
 
 def test_manifest_by_digest_is_verified(client: RegistryClient) -> None:

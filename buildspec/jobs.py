@@ -157,19 +157,15 @@ class BakeCall:
     folder: Path
 
 
-def bake_calls(
+def bake_batches(
     project: Project,
     plan: nx.DiGraph[str],
     backends: Mapping[str, tuple[Backend, str]],
-    *,
-    state_dir: Path,
-    insecure_registries: Collection[str] = (),
     skip: Collection[str] = (),
-) -> dict[str, BakeCall]:
-    """The merged buildx builds of the execution graph ``plan`` that one bake call builds
-    together: ready at the same moment, on the same builder. Merged builds have no
-    ``image()`` pins, so their requests are known before anything runs. ``skip``: nodes
-    that will not build (up to date)."""
+) -> dict[str, list[str]]:
+    """Which merged buildx builds of the execution graph ``plan`` one bake call builds
+    together (``{"bake-1": [node, ...]}``): ready at the same moment, on the same builder.
+    ``skip``: nodes that will not build (up to date)."""
 
     def key(node: str) -> str | None:
         attrs = plan.nodes[node]
@@ -182,8 +178,23 @@ def bake_calls(
             return None
         return (image.builder or "") if isinstance(backends[image.name][0], BuildxBackend) else None
 
+    return graphs.batches(plan, key)
+
+
+def bake_calls(
+    project: Project,
+    plan: nx.DiGraph[str],
+    backends: Mapping[str, tuple[Backend, str]],
+    *,
+    state_dir: Path,
+    insecure_registries: Collection[str] = (),
+    skip: Collection[str] = (),
+) -> dict[str, BakeCall]:
+    """The bake calls of ``bake_batches``, each with its requests, argv and bake file.
+    Merged builds have no ``image()`` pins, so their requests are known before anything
+    runs."""
     calls: dict[str, BakeCall] = {}
-    for batch, nodes in graphs.batches(plan, key).items():
+    for batch, nodes in bake_batches(project, plan, backends, skip).items():
         requests = {}
         for node in nodes:
             image = project.images[plan.nodes[node]["image"]]

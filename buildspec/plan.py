@@ -17,7 +17,7 @@ import networkx as nx
 from buildspec import graph as graphs
 from buildspec.backends.base import Backend
 from buildspec.evaluate import Image, Pin, Project
-from buildspec.jobs import BakeCall, bake_calls, build_request, local_layout
+from buildspec.jobs import BakeCall, bake_batches, bake_calls, build_request, local_layout
 
 if TYPE_CHECKING:
     from buildspec.outputs import LocalOutput  # only the type: outputs.py is run's module
@@ -113,13 +113,16 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
         "waves": graphs.waves(graph),
         "batches": [],
     }
-    calls = _bake_calls(project, graph, options)
-    batch_of = {node: call.batch for call in calls.values() for node in call.requests}
-    for call in calls.values():
-        batch: dict[str, Any] = {"id": call.batch, "nodes": list(call.requests)}
+    # Without --commands only the batches' members are shown: their bake files need not be made.
+    calls = _bake_calls(project, graph, options) if options.commands else {}
+    batches = {batch: list(call.requests) for batch, call in calls.items()} if options.commands else (
+        bake_batches(project, graph, options.backends, _fresh(options)) if options.bake else {})
+    batch_of = {node: batch for batch, nodes in batches.items() for node in nodes}
+    for batch_id, nodes in batches.items():
+        batch: dict[str, Any] = {"id": batch_id, "nodes": nodes}
         if options.commands:
-            batch["commands"] = [call.argv]
-            batch["file"] = call.definition
+            batch["commands"] = [calls[batch_id].argv]
+            batch["file"] = calls[batch_id].definition
         data["batches"].append(batch)
     for image in images:
         entry: dict[str, Any] = {

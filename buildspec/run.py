@@ -59,6 +59,7 @@ from buildspec.uptodate.check import Checker, Verdict
 if TYPE_CHECKING:  # networkx is loaded by the graph stage; here only for annotations
     import networkx as nx
 
+
 @dataclass(frozen=True)
 class RunOptions:
     jobs: int | None = None

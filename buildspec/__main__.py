@@ -1,3 +1,3 @@
-from buildspec.cli import main
+from buildspec.cli import console
 
-raise SystemExit(main())
+console()

@@ -224,14 +224,16 @@ def merge_builds(graph: nx.DiGraph[str], images: set[str]) -> nx.DiGraph[str]:
     return result
 
 
-def batches(graph: nx.DiGraph[str], key: Callable[[str], Hashable | None]) -> dict[str, list[str]]:
+def batches(graph: nx.DiGraph[str], key: Callable[[str], Hashable | None],
+            known_waves: Sequence[Sequence[str]] | None = None) -> dict[str, list[str]]:
     """Groups of two or more nodes that become ready together (the same predecessors) and
     share a ``key`` (None: never batched), in the plan's order: ``{"bake-1": [...], ...}``.
+    ``known_waves``: ``waves(graph)``, when the caller has it already.
 
     The nodes stay in the graph as they are: a batch only says that one call builds them.
     """
     groups: dict[tuple[Hashable, frozenset[str]], list[str]] = {}
-    for wave in waves(graph):
+    for wave in waves(graph) if known_waves is None else known_waves:
         for node in wave:
             group = key(node)
             if group is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +40,9 @@ def state_dir(project: Project) -> Path:
     ``$XDG_STATE_HOME/buildspec/<hash of the Buildfile folder>`` instead."""
     folder = project.buildfile.directory
     local = folder / ".buildspec"
-    resolve = Resolver().resolve  # the contexts share folders: each is looked at once
-    if not any(local.is_relative_to(resolve(image.context)) for image in project.images.values()):
+    real = Resolver().real  # the contexts share folders: each is looked at once
+    inside = str(local) + os.sep  # local.is_relative_to(context), on strings (a large plan's hot spot)
+    if not any(inside.startswith(real(image.context).rstrip(os.sep) + os.sep) for image in project.images.values()):
         return local
     state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     return state_home / "buildspec" / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
@@ -162,10 +163,11 @@ def bake_batches(
     plan: nx.DiGraph[str],
     backends: Mapping[str, tuple[Backend, str]],
     skip: Collection[str] = (),
+    waves: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, list[str]]:
     """Which merged buildx builds of the execution graph ``plan`` one bake call builds
     together (``{"bake-1": [node, ...]}``): ready at the same moment, on the same builder.
-    ``skip``: nodes that will not build (up to date)."""
+    ``skip``: nodes that will not build (up to date); ``waves``: ``graph.waves(plan)`` if known."""
 
     def key(node: str) -> str | None:
         attrs = plan.nodes[node]
@@ -178,7 +180,7 @@ def bake_batches(
             return None
         return (image.builder or "") if isinstance(backends[image.name][0], BuildxBackend) else None
 
-    return graphs.batches(plan, key)
+    return graphs.batches(plan, key, waves)
 
 
 def bake_calls(

@@ -20,7 +20,11 @@ class Resolver:
         self._real: dict[str, str] = {"/": "/"}
 
     def resolve(self, path: Path) -> Path:
-        return Path(self._resolve(os.path.normpath(path) if ".." not in path.parts else str(path)))
+        return Path(self.real(path))
+
+    def real(self, path: Path) -> str:
+        """``str(self.resolve(path))``, without making the Path."""
+        return self._resolve(os.path.normpath(path) if ".." not in path.parts else str(path))
 
     def _resolve(self, text: str) -> str:
         known = self._real.get(text)

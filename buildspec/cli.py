@@ -142,7 +142,7 @@ def console() -> NoReturn:
 
     ``main`` as a process. A ``plan`` or ``check`` then ends as mypy does: its output is
     flushed and the process exits with ``os._exit``, without freeing its objects one by one
-    only to end (a sixth of ``plan``'s time at 1,000 images) or running the interpreter's
+    only to end (6% of ``plan``'s time at 1,000 images) or running the interpreter's
     clean-up: their threads (the registry lookups) have ended, they use no ``atexit``, and
     their output is all that is left to finish. Every other command exits as usual.
     """

@@ -87,3 +87,24 @@ def test_a_failed_run_ends_the_same_way_with_its_exit_status(tmp_path: Path, uni
     assert done.stdout == ""  # atomic publishing: no tag moved
     metadata = json.loads((project / "meta.json").read_text())
     assert {image["name"]: image["status"] for image in metadata["images"]}["two"] == "failed"
+
+
+_MODULES_AFTER_MAIN = (
+    "import sys\n"
+    "from buildspec.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('LOADED', ' '.join(m for m in ('docker', 'rich') if m in sys.modules), file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_a_run_in_ci_loads_neither_docker_py_nor_rich(tmp_path: Path, unique_repo: str, env: Env) -> None:
+    """Neither is needed by a run whose contexts ignore nothing and whose output is no
+    terminal: each cost ~30 ms before the first build (bench/run_overhead.py)."""
+    project = _project(tmp_path / "ci", unique_repo, env.base_image)
+    done = subprocess.run([sys.executable, "-c", _MODULES_AFTER_MAIN, "run", "--backend", "buildx",
+                           "--progress", "plain", "-B"], cwd=project, env=cli_env(), capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "LOADED \n" in done.stderr or done.stderr.rstrip().endswith("LOADED"), done.stderr[-2000:]
+    assert "images: 2 built, 0 up to date, 0 retagged" in done.stderr

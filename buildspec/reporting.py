@@ -1,8 +1,9 @@
 """What a run looks like while it happens, and the summary afterwards.
 
-The only module that imports rich. Three reporters implement one small protocol:
+Three reporters implement one small protocol:
 
-* ``LiveReporter``: a rich live view of every node, for a terminal;
+* ``LiveReporter`` (reporting_live.py, the only module that imports rich): a rich
+  live view of every node, for a terminal;
 * ``PlainReporter``: one line per state change, for CI logs and pipes;
 * ``JsonReporter``: one JSON object per event, for machines.
 
@@ -19,37 +20,20 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.table import Table
-from rich.text import Text
-
 from buildspec.executor import RunResult, Status, Task, TaskResult, tail_of_log
+from buildspec.reporting_text import ANSI, STATE_OF, STYLES, counts_line, duration, first_line
 
 LOG_TAIL_LINES = 30
 
-# The order counts are listed in, and how each state looks.
-_STATES = ("succeeded", "running", "failed", "interrupted", "not run", "waiting")
-_STYLES = {
-    "succeeded": "green",
-    "running": "cyan",
-    "failed": "bold red",
-    "interrupted": "yellow",
-    "not run": "dim",
-    "waiting": "dim",
-}
-_SYMBOLS = {"succeeded": "✓", "failed": "✗", "interrupted": "!", "not run": "-", "waiting": "·"}
-_STATE_OF = {
-    Status.SUCCEEDED: "succeeded",
-    Status.FAILED: "failed",
-    Status.INTERRUPTED: "interrupted",
-    Status.NOT_RUN: "not run",
-}
+# What rich's Text drops from a string (rich.control.strip_control_codes): BEL, BS, VT, FF, CR.
+_CONTROL_CODES = dict.fromkeys((7, 8, 11, 12, 13))
+# A log line holding one of these is decoded by rich (Text.from_ansi): escape codes, a CR.
+_ANSI_SIGNS = frozenset("\x1b\r\n")
+
 
 
 class Reporter(Protocol):
@@ -68,6 +52,10 @@ def make_reporter(mode: str = "auto", stream: TextIO | None = None) -> Reporter:
     if mode == "auto":
         mode = "live" if _interactive(stream) else "plain"
     if mode == "live":
+        from rich.console import Console  # rich only for a terminal: ~25 ms of a run's start
+
+        from buildspec.reporting_live import LiveReporter
+
         return LiveReporter(Console(file=stream))
     if mode == "plain":
         return PlainReporter(stream)
@@ -103,7 +91,7 @@ class PlainReporter:
         self._line(f"{result.id}  {_plain_state(result)}")
 
     def finished(self, run: RunResult) -> None:
-        counts = _counts(_STATE_OF[r.status] for r in run.results.values())
+        counts = counts_line(STATE_OF[r.status] for r in run.results.values())
         self._line(f"interrupted: {counts}" if run.interrupted else counts)
 
     def _line(self, text: str) -> None:
@@ -114,13 +102,13 @@ class PlainReporter:
 
 
 def _plain_state(result: TaskResult) -> str:
-    detail = _first_line(result.detail)
+    detail = first_line(result.detail)
     if result.status is Status.SUCCEEDED:
-        return f"succeeded ({_duration(result.duration)})"
+        return f"succeeded ({duration(result.duration)})"
     if result.status is Status.FAILED:
-        return f"FAILED ({detail})" if detail else f"FAILED ({_duration(result.duration)})"
+        return f"FAILED ({detail})" if detail else f"FAILED ({duration(result.duration)})"
     if result.status is Status.INTERRUPTED:
-        return f"interrupted ({_duration(result.duration)})"
+        return f"interrupted ({duration(result.duration)})"
     return f"not run ({detail})" if detail else "not run"
 
 
@@ -165,83 +153,6 @@ class JsonReporter:
             self._stream.flush()
 
 
-class LiveReporter:
-    """A rich live view: a count line, then every node with its state and time."""
-
-    def __init__(self, console: Console | None = None, refresh_per_second: float = 6) -> None:
-        self._console = Console(stderr=True) if console is None else console
-        self._refresh_per_second = refresh_per_second
-        self._lock = threading.Lock()  # the refresh thread renders while workers report
-        self._tasks: list[Task] = []
-        self._started: dict[str, float] = {}
-        self._spinners: dict[str, Spinner] = {}  # kept, or each frame would restart them
-        self._results: dict[str, TaskResult] = {}
-        self._live: Live | None = None
-
-    def started(self, tasks: Sequence[Task]) -> None:
-        with self._lock:
-            self._tasks = list(tasks)
-        self._live = Live(
-            get_renderable=self._render,
-            console=self._console,
-            refresh_per_second=self._refresh_per_second,
-            transient=False,  # the final state stays on screen
-        )
-        self._live.start()
-
-    def task_started(self, task_id: str) -> None:
-        with self._lock:
-            self._started[task_id] = time.monotonic()
-            self._spinners[task_id] = Spinner("dots", style=_STYLES["running"])
-
-    def task_finished(self, result: TaskResult) -> None:
-        with self._lock:
-            self._results[result.id] = result
-
-    def finished(self, run: RunResult) -> None:
-        with self._lock:
-            self._results.update(run.results)
-        if self._live is not None:
-            self._live.stop()  # renders the final state once more
-            self._live = None
-
-    def _render(self) -> RenderableType:
-        with self._lock:
-            now = time.monotonic()
-            rows = [self._row(task, now) for task in self._tasks]
-        table = Table.grid(padding=(0, 1))
-        table.add_column(width=1)
-        table.add_column(no_wrap=True)  # the node
-        table.add_column(justify="right", no_wrap=True)  # the time
-        table.add_column(overflow="ellipsis", no_wrap=True)  # a failure's detail
-        for state, cells in rows:
-            table.add_row(*cells, style=None if state == "running" else _STYLES[state])
-        header = Text(_counts(state for state, _ in rows), style="bold")
-        return Group(header, table)
-
-    def _row(self, task: Task, now: float) -> tuple[str, list[RenderableType]]:
-        name = task.id if not task.label or task.label == task.id else f"{task.id} ({task.label})"
-        result = self._results.get(task.id)
-        if result is not None:
-            state = _STATE_OF[result.status]
-            detail = "" if result.status is Status.SUCCEEDED else _first_line(result.detail)
-            return state, [_SYMBOLS[state], name, _duration(result.duration), detail]
-        if task.id in self._started:
-            elapsed = _duration(now - self._started[task.id])
-            return "running", [self._spinners[task.id], name, elapsed, ""]
-        return "waiting", [_SYMBOLS["waiting"], name, "", ""]
-
-
-def _counts(states: Iterable[str]) -> str:
-    """``7/12 done, 2 running, 1 failed``: only the states that occur, besides done."""
-    counts = Counter(states)
-    total = sum(counts.values())
-    done = total - counts["running"] - counts["waiting"]
-    parts = [f"{done}/{total} done"]
-    parts += [f"{counts[s]} {s}" for s in _STATES if s != "waiting" and counts[s]]
-    return ", ".join(parts)
-
-
 @dataclass(frozen=True)
 class ImageSummary:
     name: str
@@ -268,89 +179,76 @@ def build_counts(images: Sequence[ImageSummary]) -> str:
 def print_summary(images: Sequence[ImageSummary], run: RunResult, console_stream: TextIO) -> None:
     """The end of a run: a table of images, then every failure with its log's tail.
 
-    On a terminal the images are a rich table; elsewhere plain lines that never
-    wrap a digest, so a CI log can be grepped and digests copied.
+    On a terminal the images are a rich table (reporting_live.py); elsewhere plain lines
+    that never wrap a digest, so a CI log can be grepped and digests copied. rich decides
+    what a terminal is; a stream that is no tty, in an environment without rich's
+    overrides (``TTY_COMPATIBLE``, ``FORCE_COLOR``), is none for it, and rich is not even
+    imported then: the lines are what rich's ``Text(...).plain`` would give.
     """
-    console = Console(file=console_stream, highlight=False)
-    if console.is_terminal:
-        if images:
-            console.print(_image_table(images))
-        for line in _outcome_lines(run):
-            console.print(line, soft_wrap=True)
-        if build_counts(images):
-            console.print(Text(build_counts(images), style="bold"))
-        return
-    counts = [Text(build_counts(images))] if build_counts(images) else []
-    for line in [*_image_lines(images), *_outcome_lines(run), *counts]:
-        console_stream.write(line.plain + "\n")
+    if _maybe_terminal(console_stream):
+        from buildspec.reporting_live import print_rich_summary
+
+        if print_rich_summary(images, _outcome_lines(run), build_counts(images), console_stream):
+            return
+    counts = [build_counts(images)] if build_counts(images) else []
+    lines = [*_image_lines(images), *(_plain(text, style) for text, style in _outcome_lines(run)), *counts]
+    for line in lines:
+        console_stream.write(line.translate(_CONTROL_CODES) + "\n")
     console_stream.flush()
 
 
-def _image_table(images: Sequence[ImageSummary]) -> Table:
-    table = Table(title="Images", title_justify="left", show_lines=True)
-    table.add_column("Image")
-    table.add_column("Platforms")
-    table.add_column("Tags")
-    table.add_column("Index digest", overflow="fold")  # a digest is never cut short
-    table.add_column("Time", justify="right")
-    for image in images:
-        name = Text(image.name, style=_image_style(image.status))
-        if image.status != "succeeded":
-            name.append(f" ({image.status})")
-        elif image.build:
-            name.append(f" ({image.build})", style="dim")
-        name.append("".join(f"\n{r}" for r in image.repositories or (image.repository,)), style="dim")
-        table.add_row(
-            name,
-            "\n".join(image.platforms),
-            "\n".join(image.tags),
-            image.index_digest or "-",
-            _duration(image.duration),
-        )
-    return table
+def _maybe_terminal(stream: TextIO) -> bool:
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return True
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # rich's answer too: no isatty, or a closed stream
+        return False
 
 
-def _image_style(status: str) -> str:
-    return _STYLES.get(status.replace("_", " "), "")
+def _plain(text: str, style: str) -> str:
+    """A summary line as rich's ``Text.plain`` gives it (control codes are dropped by the caller)."""
+    if style != ANSI:
+        return text
+    if not _ANSI_SIGNS.intersection(text):
+        return "  | " + text
+    from rich.text import Text  # a tool's colours: rich decodes them
+
+    return "  | " + Text.from_ansi(text).plain
 
 
-def _image_lines(images: Sequence[ImageSummary]) -> list[Text]:
-    lines: list[Text] = []
+def _image_lines(images: Sequence[ImageSummary]) -> list[str]:
+    lines: list[str] = []
     for image in images:
         build = f"  ({image.build})" if image.build else ""
-        lines.append(Text(f"{image.name}  {image.status}{build}  {_duration(image.duration)}"))
+        lines.append(f"{image.name}  {image.status}{build}  {duration(image.duration)}")
         for repository in image.repositories or (image.repository,):
-            lines.append(Text(f"  repository  {repository}"))
-        lines.append(Text(f"  platforms   {', '.join(image.platforms)}"))
-        lines.append(Text(f"  tags        {', '.join(image.tags)}"))
-        lines.append(Text(f"  index       {image.index_digest or '-'}"))
+            lines.append(f"  repository  {repository}")
+        lines.append(f"  platforms   {', '.join(image.platforms)}")
+        lines.append(f"  tags        {', '.join(image.tags)}")
+        lines.append(f"  index       {image.index_digest or '-'}")
         for platform, digest in image.platform_digests.items():
-            lines.append(Text(f"  {platform:<11} {digest}"))
+            lines.append(f"  {platform:<11} {digest}")
     return lines
 
 
-def _outcome_lines(run: RunResult) -> list[Text]:
-    """Failures with the tail of their log, interrupted nodes, then the counts."""
-    lines: list[Text] = []
+def _outcome_lines(run: RunResult) -> list[tuple[str, str]]:
+    """Failures with the tail of their log (styled ANSI), interrupted nodes, then the
+    counts: (text, rich style) lines."""
+    lines: list[tuple[str, str]] = []
     for result in run.results.values():
         if result.status not in (Status.FAILED, Status.INTERRUPTED):
             continue
-        state = _STATE_OF[result.status]
-        heading = Text(f"{state.upper()} {result.id}", style=_STYLES[state])
-        if result.detail:
-            heading.append(f": {_first_line(result.detail)}")
-        lines.append(Text())
-        lines.append(heading)
+        state = STATE_OF[result.status]
+        heading = f"{state.upper()} {result.id}" + (f": {first_line(result.detail)}" if result.detail else "")
+        lines += [("", ""), (heading, STYLES[state])]
         if result.log_path is not None:
-            lines.append(Text(f"  log: {result.log_path}", style="dim"))
+            lines.append((f"  log: {result.log_path}", "dim"))
         if result.status is Status.FAILED:
-            # Text.from_ansi keeps a tool's colours on a terminal and drops them elsewhere.
-            tail = tail_of_log(result, LOG_TAIL_LINES)
-            lines.extend(Text("  | ") + Text.from_ansi(line) for line in tail)
-    counts = _counts(_STATE_OF[r.status] for r in run.results.values())
-    lines.append(Text())
+            lines += [(line, ANSI) for line in tail_of_log(result, LOG_TAIL_LINES)]
+    counts = counts_line(STATE_OF[r.status] for r in run.results.values())
     ending = "interrupted" if run.interrupted else ("ok" if run.ok else "failed")
-    lines.append(Text(f"{ending}: {counts}", style="bold"))
+    lines += [("", ""), (f"{ending}: {counts}", "bold")]
     return lines
 
 
@@ -388,19 +286,3 @@ def summary_json(images: Sequence[ImageSummary], run: RunResult) -> dict[str, ob
 
 def _seconds(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 3)  # nobody needs nanoseconds
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +18,13 @@ from buildspec.executor import Outcome, RunResult, Status, Task, TaskContext, Ta
 from buildspec.reporting import (
     ImageSummary,
     JsonReporter,
-    LiveReporter,
     PlainReporter,
     Reporter,
     make_reporter,
     print_summary,
     summary_json,
 )
+from buildspec.reporting_live import LiveReporter
 
 PY = sys.executable
 DIGEST = "sha256:" + "1" * 64
@@ -320,3 +321,54 @@ def test_print_summary_of_an_interrupted_run(tmp_path: Path) -> None:
     lines = stream.getvalue().splitlines()
     assert "INTERRUPTED build:a: exit -15" in lines
     assert lines[-1] == "interrupted: 1/1 done, 1 interrupted"
+
+
+def test_the_plain_summary_is_what_rich_made_of_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain summary is written without rich when the stream is no terminal: each line
+    is still what rich's Text(...).plain (Text.from_ansi for a log's tail) gave."""
+    from rich.text import Text
+
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    tail = ["plain step", "\x1b[1;31mred\x1b[0m and \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\",
+            "bell\x07 back\x08space\x0bvt\x0cff\ttab", "ünï ✓ \x1b[2K\x1b[1Acursor", "\x1b(B"]
+    log = tmp_path / "build.log"
+    log.write_text("".join(f"{line}\n" for line in tail))
+    results = {"build:x": TaskResult("build:x", Status.FAILED, "exit 1\x07\nmore", {}, 1.0, 2.0, log),
+               "build:y": TaskResult("build:y", Status.INTERRUPTED, "", {}, 1.0, 2.0, None)}
+    run = RunResult(MappingProxyType(results), interrupted=True)
+    stream = io.StringIO()
+    print_summary(images(), run, stream)
+    lines = stream.getvalue().splitlines()
+    assert [line for line in lines if line.startswith("  | ")] == [
+        (Text("  | ") + Text.from_ansi(line)).plain for line in tail]
+    assert "FAILED build:x: exit 1" in lines and "INTERRUPTED build:y" in lines
+    assert lines[-1] == "interrupted: 2/2 done, 1 failed, 1 interrupted"
+
+
+def test_a_summary_in_a_pipe_does_not_import_rich(tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    log.write_text("step 1\nerror: boom\n")
+    probe = f"""
+import io, sys
+from pathlib import Path
+from types import MappingProxyType
+from buildspec.executor import RunResult, Status, TaskResult
+from buildspec.reporting import make_reporter, print_summary
+make_reporter("auto", sys.stderr)
+failed = TaskResult("build:x", Status.FAILED, "exit 1", {{}}, 1.0, 2.0, Path({str(log)!r}))
+print_summary([], RunResult(MappingProxyType({{"build:x": failed}}), interrupted=False), sys.stderr)
+print("rich" in sys.modules)
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    done = subprocess.run([PY, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "False", done.stderr
+    assert "  | error: boom" in done.stderr.splitlines()
+
+
+def test_force_color_leaves_the_choice_to_rich(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    stream = io.StringIO()
+    print_summary(images(), finished_run(tmp_path), stream)
+    assert "Index digest" in stream.getvalue()  # rich's table: FORCE_COLOR makes any stream a terminal

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,6 +97,40 @@ def test_dockerignored_files_do_not_count(tmp_path: Path) -> None:
     (context / "build.log").write_text("another log\n")
     (context / "other.log").write_text("new\n")
     assert context_entries(context, context / "Dockerfile") == before
+
+
+def test_a_context_without_ignore_patterns_is_walked_as_dockers_matcher_walks_it(tmp_path: Path) -> None:
+    """Without patterns the walk is buildspec's own (docker-py is not imported for it): the
+    same entries as docker-py's matcher, folders entered, links to folders not followed."""
+    from docker.utils.build import PatternMatcher
+
+    context = make_context(tmp_path)
+    (context / ".dockerignore").write_text("# only a comment: nothing is ignored\n\n")
+    (context / "src" / "deep" / "er").mkdir(parents=True)
+    (context / "src" / "deep" / "er" / "x.txt").write_text("x\n")
+    (context / "empty").mkdir()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_text("never walked\n")
+    (context / "linked-dir").symlink_to(tmp_path / "outside")
+    (context / "linked-file").symlink_to("notes.md")
+    entries = context_entries(context, context / "Dockerfile")
+    walked = sorted(p.replace(os.sep, "/") for p in PatternMatcher([]).walk(str(context)))
+    assert sorted(entries) == walked
+    assert {"src/deep/er/x.txt", "empty", "linked-dir", "linked-file", "build.log"} <= set(entries)
+    assert entries["linked-dir"].startswith("link ") and "linked-dir/secret.txt" not in entries
+
+
+def test_hashing_a_context_without_ignore_patterns_does_not_import_docker_py(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    (context / "sub").mkdir(parents=True)
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    (context / "sub" / "f").write_text("f\n")
+    probe = ("import sys; from pathlib import Path; from buildspec.uptodate.context import context_entries; "
+             f"e = context_entries(Path({str(context)!r}), Path({str(context / 'Dockerfile')!r})); "
+             "print(sorted(e), 'docker' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.split("]")[-1].strip() == "False", result.stdout
+    assert "'sub/f'" in result.stdout
 
 
 def test_a_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:

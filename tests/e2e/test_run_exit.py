@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import oci_reader
 import pytest
+from console_probe import WITH_ATEXIT
 from runner import cli_env, manifest_digest
 
 if TYPE_CHECKING:
@@ -21,14 +22,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-# The console script, with a hook that says whether the interpreter's normal clean-up ran.
-_WITH_ATEXIT = (
-    "import atexit, sys\n"
-    "atexit.register(lambda: print('clean-up ran', file=sys.stderr))\n"
-    "sys.argv = ['buildspec', *sys.argv[1:]]\n"
-    "from buildspec.cli import console\n"
-    "console()\n"
-)
 
 BUILDFILE = """\
 registry  = "{registry}"
@@ -57,7 +50,7 @@ def _project(folder: Path, registry: str, base: str, broken: bool = False) -> Pa
 def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environment = cli_env()
     environment.pop("PYTHONUNBUFFERED")  # buffered, as in a terminal-less CI job: the flush is tested too
-    return subprocess.run([sys.executable, "-c", _WITH_ATEXIT, "run", "--backend", "buildx", "--progress", "plain",
+    return subprocess.run([sys.executable, "-c", WITH_ATEXIT, "run", "--backend", "buildx", "--progress", "plain",
                            "--metadata-file", "meta.json", *args], cwd=project, env=environment,
                           capture_output=True, text=True, timeout=600, check=False)
 

@@ -9,19 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from console_probe import WITH_ATEXIT
 
 from buildspec import cli
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "Buildfile"
-
-# A hook that says whether the interpreter's normal clean-up ran.
-_WITH_ATEXIT = (
-    "import atexit, sys\n"
-    "atexit.register(lambda: print('clean-up ran', file=sys.stderr))\n"
-    "sys.argv = ['buildspec', *sys.argv[1:]]\n"
-    "from buildspec.cli import console\n"
-    "console()\n"
-)
 
 
 def _console(*argv: str, cwd: Path | None = None, script: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -59,16 +51,16 @@ def test_a_large_plan_reaches_a_pipe_whole(tmp_path: Path) -> None:
 
 
 def test_plan_and_check_skip_the_interpreter_clean_up_and_other_commands_do_not(tmp_path: Path) -> None:
-    plan = _console("plan", "--no-lookup", "-f", str(QUICKSTART), script=_WITH_ATEXIT)
-    check = _console("check", "-f", str(QUICKSTART), script=_WITH_ATEXIT)
+    plan = _console("plan", "--no-lookup", "-f", str(QUICKSTART), script=WITH_ATEXIT)
+    check = _console("check", "-f", str(QUICKSTART), script=WITH_ATEXIT)
     for done in (plan, check):
         assert done.returncode == 0, done.stderr
         assert "clean-up ran" not in done.stderr
     assert check.stdout.startswith(f"{QUICKSTART}: ok (")
     # An error, --version and every other command end as usual.
-    failed = _console("plan", "-f", str(tmp_path / "missing"), script=_WITH_ATEXIT)
-    version = _console("--version", script=_WITH_ATEXIT)
-    fmt = _console("fmt", "--check", str(QUICKSTART), script=_WITH_ATEXIT)
+    failed = _console("plan", "-f", str(tmp_path / "missing"), script=WITH_ATEXIT)
+    version = _console("--version", script=WITH_ATEXIT)
+    fmt = _console("fmt", "--check", str(QUICKSTART), script=WITH_ATEXIT)
     assert failed.returncode == 2 and "no Buildfile at" in failed.stderr and "clean-up ran" in failed.stderr
     assert version.returncode == 0 and "clean-up ran" in version.stderr
     assert "clean-up ran" in fmt.stderr, fmt.stderr

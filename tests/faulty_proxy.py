@@ -141,6 +141,11 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, answer: Callable[[Request], Reply], tls: ssl.SSLContext | None, host: str) -> None:
         super().__init__((host, 0), _Handler)
+        # accept() with a time limit: once in the suite, serve_forever's thread sat in a
+        # blocking accept() after select() had called the socket readable, with no
+        # connection to take, and stop() (shutdown) waited for it for ever. A timeout is an
+        # OSError, which serve_forever ignores before it looks again.
+        self.socket.settimeout(1.0)
         self.answer = answer
         self.tls = tls
         # (method, path, headers) -> whether to read half the request body and reset the connection

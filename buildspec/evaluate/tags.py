@@ -105,7 +105,7 @@ class TagMemo:
 
     def __init__(self) -> None:
         self._names: dict[str, tuple[str, ...] | None] = {}
-        self._results: dict[tuple[object, ...], _Tags] = {}
+        self.results: dict[tuple[object, ...], _Tags] = {}  # key() -> what the scheme gave
 
     def key(self, scheme: TagScheme, scope: Scope, affixes: tuple[str, str, bool]) -> tuple[object, ...] | None:
         if scheme.name is None:  # an image's own list or block: used once
@@ -121,14 +121,6 @@ class TagMemo:
         except TypeError:
             return None
         return key
-
-    def get(self, key: tuple[object, ...] | None) -> _Tags | None:
-        return None if key is None else self._results.get(key)
-
-    def put(self, key: tuple[object, ...] | None, result: _Tags) -> _Tags:
-        if key is not None:
-            self._results[key] = result
-        return result
 
 
 def _names_read(scheme: TagScheme) -> tuple[str, ...] | None:
@@ -159,7 +151,7 @@ def _names_read(scheme: TagScheme) -> tuple[str, ...] | None:
 
 def _tags(
     decl: ImageDecl, buildfile: Buildfile, scope: Scope, functions: templates.Functions,
-    prefix: str, suffix: str, affix_latest: bool, memo: TagMemo | None = None,
+    prefix: str, suffix: str, affix_latest: bool, memo: TagMemo,
 ) -> _Tags:
     """The image's tags in the order of its scheme's lines, and what each line did
     (``memo``: shared with the other images that give the scheme the same values).
@@ -170,12 +162,13 @@ def _tags(
     an error here: images.py decides (``no_tags``).
     """
     scheme = _scheme_of(decl, buildfile)
-    key = memo.key(scheme, scope, (prefix, suffix, affix_latest)) if memo is not None else None
-    known = memo.get(key) if memo is not None else None
-    if known is not None:
-        return known
+    key = memo.key(scheme, scope, (prefix, suffix, affix_latest))
+    if key is not None and key in memo.results:
+        return memo.results[key]
     result = _render_tags(scheme, scope, functions, prefix, suffix, affix_latest)
-    return memo.put(key, result) if memo is not None else result
+    if key is not None:
+        memo.results[key] = result
+    return result
 
 
 def _render_tags(scheme: TagScheme, scope: Scope, functions: templates.Functions,

@@ -267,6 +267,8 @@ def _dispatch(args: argparse.Namespace, sources: dict[str, str]) -> int:
         raise UsageError(f"no image of the selection is built for {', '.join(args.platform)}")
     publish = args.publish or project.publish
     backends = _choose_backends(project, selected, args)
+    if args.command == "run" or getattr(args, "commands", False):
+        _leave_pushes_to_buildkit(backends)
     from buildspec.support import check_secrets, check_support
 
     check_support(project, selected, backends, publish, local=output is not None)
@@ -403,6 +405,18 @@ def _choose_backends(
             why = f"backend = {wanted} in {args.file}"
         chosen[name] = (backend, why)
     return chosen
+
+
+def _leave_pushes_to_buildkit(backends: dict[str, tuple[Backend, str]]) -> None:
+    """buildx builds push through BuildKit alone where its own push is the whole push
+    (backends/buildx.py): `run`, and `plan --commands` to show what `run` would run."""
+    from buildspec.backends.buildx import BuildxBackend
+    from buildspec.backends.select import buildkit_pushes_itself
+
+    buildx = [backend for backend, _ in backends.values() if isinstance(backend, BuildxBackend)]
+    if buildx and buildkit_pushes_itself():
+        for backend in buildx:
+            backend.buildkit_pushes = True
 
 
 def _setting(project: Project, name: str) -> str | None:

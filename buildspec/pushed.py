@@ -23,14 +23,16 @@ own task, that work would wait for a build slot (``-j``) once per image.
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildspec.backends.buildx import BAKE_FILE
+from buildspec.errors import BuildspecError
 from buildspec.evaluate import Image
 from buildspec.executor import Outcome, TaskContext
 from buildspec.jobs import BakeCall
@@ -42,27 +44,51 @@ from buildspec.registry.reference import as_reference
 FINISH_THREADS = 8
 
 Log = Callable[[str], None]
+PushAgain = Callable[[], None]
 # (log, when the build ended as time.monotonic()) -> the node's outcome
 Finisher = Callable[[Log, float], Outcome]
 
 
 def pushed(log: Log, client: RegistryClient, image: Image, platforms: tuple[Platform, ...], push_ref: str,
-           digest: str) -> Outcome:
-    """The outcome of a build that pushed ``push_ref`` as ``digest``."""
+           digest: str, push_again: PushAgain | None = None) -> Outcome:
+    """The outcome of a build that pushed ``push_ref`` as ``digest``. ``push_again``: for
+    a build that left its push to BuildKit (BuildxBackend.push_command), what pushes the
+    image when the registry does not have it."""
     log(f"pushed {push_ref}@{digest}")
     if len(platforms) == 1:
+        if push_again is not None and not client.manifest_exists(as_reference(image.repository).with_digest(digest)):
+            push_again()
         return Outcome(True, digest, {"digests": {str(platforms[0]): digest}})
-    digests, fetched, children = retag_platforms(log, client, image, platforms, digest)
+    digests, fetched, children = retag_platforms(log, client, image, platforms, digest, push_again)
     return Outcome(True, digest, {"digests": digests, "fetched": fetched, "children": children})
 
 
+def push_again_with(log: Log, run: Callable[[Sequence[str]], int], argv: Sequence[str] | None) -> PushAgain | None:
+    """``push_again`` for ``pushed``: run ``argv`` (``docker push REF``), None when there is none."""
+    if argv is None:
+        return None
+
+    def push() -> None:
+        log(f"the registry does not have what the build pushed: BuildKit did not push it itself; "
+            f"pushing it as buildx would: {shlex.join(argv)}")
+        status = run(argv)
+        if status != 0:
+            raise BuildspecError(f"{shlex.join(argv)} exited with {status}")
+
+    return push
+
+
 def retag_platforms(log: Log, client: RegistryClient, image: Image, platforms: tuple[Platform, ...],
-                    index_digest: str) -> tuple[dict[str, str], dict[str, Manifest], dict[str, ResolvedChild]]:
+                    index_digest: str, push_again: PushAgain | None = None,
+                    ) -> tuple[dict[str, str], dict[str, Manifest], dict[str, ResolvedChild]]:
     """A merged build pushed one index: check each platform's image (config and platform)
     and give it its own platform tag. Returns (digests, manifests, checked images), by platform."""
     repository = as_reference(image.repository)
     where = f"{image.repository}@{index_digest}"
-    index = client.get_manifest(repository.with_digest(index_digest)).json()
+    found = client.find_manifest(repository.with_digest(index_digest)) if push_again is not None else None
+    if push_again is not None and found is None:
+        push_again()
+    index = (found or client.get_manifest(repository.with_digest(index_digest))).json()
     digests: dict[str, str] = {}
     fetched: dict[str, Manifest] = {}
     children: dict[str, ResolvedChild] = {}
@@ -96,6 +122,7 @@ class Bake:
         self.finishers: dict[str, Finisher] = {}
         self._lock = threading.Lock()
         self._log: Path | None = None  # of the build that ran the bake
+        self.run: Callable[[Sequence[str]], int] | None = None  # that build's TaskContext.run
         self._ok = False
         self._ended = 0.0
         self._prepared: dict[str, _Prepared] = {}
@@ -105,6 +132,7 @@ class Bake:
         with self._lock:
             if self._log is None:
                 self._log = ctx.log_path
+                self.run = ctx.run
                 self.call.folder.mkdir(parents=True, exist_ok=True)
                 (self.call.folder / BAKE_FILE).write_text(json.dumps(self.call.definition, indent=2) + "\n")
                 ctx.log(f"{self.call.batch}: one bake for {', '.join(self.call.requests)}")

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from buildspec import graph as graphs
 from buildspec import lock, publish, retry
 from buildspec.backends.base import Backend
+from buildspec.backends.buildx import BuildxBackend
 from buildspec.errors import BuildspecError, ExitCode
 from buildspec.evaluate import Image, Project
 from buildspec.executor import (
@@ -50,7 +51,7 @@ from buildspec.executor import (
 from buildspec.jobs import bake_calls, build_request, digest_sources
 from buildspec.outputs import LocalOutput, local_index_action, local_tags_action
 from buildspec.publish_steps import built_digest, manifest_action, tags_action
-from buildspec.pushed import FINISH_THREADS, Bake, pushed
+from buildspec.pushed import FINISH_THREADS, Bake, push_again_with, pushed
 from buildspec.registry.client import RegistryClient
 from buildspec.reporting import ImageSummary, make_reporter, print_summary, summary_json
 from buildspec.uptodate import act
@@ -274,8 +275,10 @@ def _build_action(
 
     def after_bake(log: Callable[[str], None], built_at: float) -> Outcome:
         """The registry work once the bake pushed (Bake runs it beside the batch's others)."""
-        assert bake is not None
-        outcome = pushed(log, shared.client, image, platforms, bake.call.requests[node].push_ref, bake.digest(node))
+        assert bake is not None and bake.run is not None
+        request = bake.call.requests[node]
+        push_again = push_again_with(log, bake.run, bake.call.backend.push_command(request))
+        outcome = pushed(log, shared.client, image, platforms, request.push_ref, bake.digest(node), push_again)
         # A merged build has no image() pins: its verdict was asked before the run.
         verdict = shared.verdicts.get(node) or shared.checker.check(image, platforms, {})
         return recorded(log, outcome, {}, verdict, built_at)
@@ -299,7 +302,10 @@ def _build_action(
         if not request.push:
             ctx.log(f"built {image.name} for {', '.join(map(str, platforms))}; not pushed: it has no tags here")
             return Outcome(True, "built, not pushed (no tags)")
-        return pushed(ctx.log, shared.client, image, platforms, request.push_ref, backend.read_digest(request))
+        push_again = push_again_with(ctx.log, ctx.run, backend.push_command(request)
+                                     if isinstance(backend, BuildxBackend) else None)
+        return pushed(ctx.log, shared.client, image, platforms, request.push_ref, backend.read_digest(request),
+                      push_again)
 
     return action
 

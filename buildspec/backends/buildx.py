@@ -21,6 +21,17 @@ so the pushed artifact becomes an OCI *index* holding the image and an
 index. Without it the pushed artifact is a plain image manifest whose digest can
 go straight into buildspec's own index.
 
+Why ``push=`` on a daemon with the containerd image store (``buildkit_pushes``): with the
+``docker`` driver, ``--push`` makes BuildKit push the image, and then buildx pushes it a
+second time "with docker" (``docker push`` of the same name: a HEAD of every blob and a
+PUT of every manifest again, about a third of a warm bake's time). BuildKit reads an empty
+``push`` as true and pushes; buildx's second push only follows a ``push`` that parses as
+true. So on such a daemon buildspec asks for ``--output type=image,name=REF,push=``
+(``output = ["type=image,push="]`` in a bake file): one push, by BuildKit. Only for the
+default builder of a daemon that ``select.buildkit_pushes_itself`` found to push by
+itself; and if the registry still lacks the image after the build, run.py pushes it with
+``docker push REF``, as buildx would have (``push_command``).
+
 Merged builds that become ready together (the same dependencies, the same
 ``--builder``) are batched into one ``docker buildx bake`` call (``bake``): one
 BuildKit session for all of them, which is the rest of what makes bake fast
@@ -53,6 +64,10 @@ from buildspec.errors import BuildspecError
 METADATA_FILE = "metadata.json"
 BAKE_FILE = "bake.json"
 
+# BuildKit reads an empty ``push`` as true and pushes; buildx pushes "with docker" only
+# after an exporter whose ``push`` parses as true (see the module's docstring).
+BUILDKIT_ONLY_PUSH = "push="
+
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _TARGET_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -61,8 +76,21 @@ _TARGET_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 class BuildxBackend:
     name = "buildx"
 
-    def __init__(self, docker: str = "docker") -> None:
+    def __init__(self, docker: str = "docker", *, buildkit_pushes: bool = False) -> None:
         self.docker = docker
+        # Whether the default builder's BuildKit pushes by itself (select.buildkit_pushes_itself):
+        # set by `run` and `plan --commands` on a machine that has such a daemon.
+        self.buildkit_pushes = buildkit_pushes
+
+    def leaves_push_to_buildkit(self, request: BuildRequest) -> bool:
+        """Whether ``request``'s build pushes through BuildKit alone (``push=`` below):
+        the default builder (no ``--builder``) of a daemon whose BuildKit pushes itself."""
+        return self.buildkit_pushes and request.push and request.oci_layout is None and not request.builder
+
+    def push_command(self, request: BuildRequest) -> list[str] | None:
+        """What pushes ``request``'s image if the registry does not have it after a build
+        that left the push to BuildKit (what buildx would have run itself); None otherwise."""
+        return [self.docker, "push", request.push_ref] if self.leaves_push_to_buildkit(request) else None
 
     def commands(self, request: BuildRequest) -> list[list[str]]:
         platform = ",".join(str(p.normalized()) for p in request.platforms or (request.platform,))
@@ -92,6 +120,8 @@ class BuildxBackend:
             argv += ["--cache-to", cache]
         if request.oci_layout is not None:  # run --load / --output: nothing is pushed
             argv += ["--output", f"type=oci,dest={request.oci_layout},tar=false"]
+        elif self.leaves_push_to_buildkit(request):
+            argv += ["--output", f"type=image,name={request.push_ref},{BUILDKIT_ONLY_PUSH}"]
         elif request.push:
             argv += ["--tag", request.push_ref, "--push"]
         else:  # nothing to push (an image without tags): build, and keep only the build cache
@@ -138,6 +168,8 @@ class BuildxBackend:
                 cache_ref = cache_ref_for(request)
                 target["cache-from"] = [f"type=registry,ref={cache_ref}"]
                 target["cache-to"] = [f"type=registry,ref={cache_ref},mode=max"]
+            if self.leaves_push_to_buildkit(request):
+                target["output"] = [f"type=image,{BUILDKIT_ONLY_PUSH}"]
             targets[bake_target(request)] = target
         definition = {"group": {"default": {"targets": list(targets)}}, "target": _hcl_literal(targets)}
         argv = [self.docker, "buildx", "bake", "--file", str(folder / BAKE_FILE), "--provenance=false"]
@@ -146,7 +178,9 @@ class BuildxBackend:
             raise ValueError(f"one bake call, one builder: {sorted(map(str, builders))}")
         if requests[0].builder:
             argv += ["--builder", requests[0].builder]
-        argv += ["--push", "--metadata-file", str(folder / METADATA_FILE), "--progress=plain"]
+        if not all(self.leaves_push_to_buildkit(request) for request in requests):
+            argv.append("--push")
+        argv += ["--metadata-file", str(folder / METADATA_FILE), "--progress=plain"]
         return argv, definition
 
     def read_bake_digest(self, request: BuildRequest, folder: Path) -> str:

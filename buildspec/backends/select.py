@@ -10,6 +10,7 @@ own error when it is missing.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import socket
@@ -49,6 +50,21 @@ PLUGIN_DIRS: tuple[str, ...] = (
 )
 
 
+def _plain_address() -> tuple[int, str | tuple[str, int]] | None:
+    """(socket family, address) of the daemon DOCKER_HOST or the default socket names,
+    when it is a plain socket (unix, or tcp without TLS); None for other hosts."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+        return None
+    if host.startswith("unix://"):
+        return socket.AF_UNIX, host[len("unix://"):]
+    if host.startswith("tcp://"):
+        hostname, _, port = host[len("tcp://"):].partition("/")[0].rpartition(":")
+        if hostname and port.isdigit():
+            return socket.AF_INET6 if ":" in hostname else socket.AF_INET, (hostname.strip("[]"), int(port))
+    return None
+
+
 @functools.cache
 def docker_daemon_answers() -> bool:
     """Whether a Docker daemon answers a ping (DOCKER_HOST or the default socket).
@@ -57,34 +73,36 @@ def docker_daemon_answers() -> bool:
     docker-py and requests take longer to import (about 0.15 s) than the ping takes, and
     `plan` pays for this probe. Other hosts (TLS, ssh) go through docker-py.
     """
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    tls = bool(os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"))
-    if host.startswith("unix://"):
-        return _ping(socket.AF_UNIX, host[len("unix://"):])
-    if host.startswith("tcp://") and not tls:
-        hostname, _, port = host[len("tcp://"):].partition("/")[0].rpartition(":")
-        if hostname and port.isdigit():
-            return _ping(socket.AF_INET6 if ":" in hostname else socket.AF_INET,
-                         (hostname.strip("[]"), int(port)))
-    return _ping_with_docker_py()
+    address = _plain_address()
+    if address is None:
+        return _ping_with_docker_py()
+    answer = _get(*address, "/_ping")
+    return answer is not None and answer[0] == 200
 
 
-def _ping(family: int, address: str | tuple[str, int]) -> bool:
+def _get(family: int, address: str | tuple[str, int], path: str, limit: int = 1 << 20) -> tuple[int, bytes] | None:
+    """``GET path`` over HTTP/1.0 (the daemon closes the connection after its answer):
+    (status, body), or None when nothing usable answered."""
+    answer = b""
     try:
         with socket.socket(family, socket.SOCK_STREAM) as conn:
             conn.settimeout(PROBE_TIMEOUT)
             conn.connect(address)
-            conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            answer = b""
-            while b"\r\n" not in answer and len(answer) < 1024:
-                chunk = conn.recv(1024)
+            conn.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+            while len(answer) < limit:
+                chunk = conn.recv(65536)
                 if not chunk:
                     break
                 answer += chunk
+                if path == "/_ping" and b"\r\n" in answer:
+                    break  # the status line is all a ping needs
     except OSError:  # no socket, refused, timed out
-        return False
-    status = answer.split(b"\r\n", 1)[0].split()
-    return len(status) >= 2 and status[0].startswith(b"HTTP/") and status[1] == b"200"
+        return None
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or not status[0].startswith(b"HTTP/") or not status[1].isdigit():
+        return None
+    return int(status[1]), body
 
 
 def _ping_with_docker_py() -> bool:
@@ -129,10 +147,61 @@ def buildx_plugin_present() -> bool:
     return result.returncode == 0
 
 
+CONTAINERD_STORE = ["driver-type", "io.containerd.snapshotter.v1"]  # in GET /info's DriverStatus
+
+
+@functools.cache
+def buildkit_pushes_itself() -> bool:
+    """Whether a buildx build's own push is the whole push, so that buildx's second push
+    "with docker" (after every build that pushes through the ``docker`` driver) is only
+    repeated work: BuildxBackend then leaves the push to BuildKit (backends/buildx.py).
+
+    True when the builder is the default one (no ``BUILDX_BUILDER``, no other builder
+    chosen with ``docker buildx use``), the Docker context is the default one, and the
+    daemon that DOCKER_HOST or the default socket names keeps its images in containerd
+    (``GET /info``: ``DriverStatus`` has ``driver-type io.containerd.snapshotter.v1``):
+    its BuildKit then pushes what it exported. With the classic image store it does not,
+    and only buildx's push with docker reaches the registry. Anything unknown: False.
+    """
+    if os.environ.get("BUILDX_BUILDER", "default") not in ("", "default"):
+        return False
+    config = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    if not os.environ.get("DOCKER_HOST"):
+        context = os.environ.get("DOCKER_CONTEXT") or _json_field(os.path.join(config, "config.json"),
+                                                                  "currentContext")
+        if context not in (None, "", "default"):
+            return False
+    if _json_field(os.path.join(config, "buildx", "current"), "Name") not in (None, "", "default"):
+        return False
+    address = _plain_address()
+    answer = _get(*address, "/info") if address is not None else None
+    if answer is None or answer[0] != 200:
+        return False
+    try:
+        status = json.loads(answer[1]).get("DriverStatus")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(status, list) and CONTAINERD_STORE in status
+
+
+def _json_field(path: str, name: str) -> object:
+    """``name`` of the JSON object in ``path``; None when there is no such file or field.
+    A file that cannot be read or parsed answers "unknown" (a non-empty marker)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "?unreadable"
+    return document.get(name) if isinstance(document, dict) else "?unreadable"
+
+
 def reset_probes() -> None:
     """Forget the cached probe results (tests; a long-lived process after an install)."""
     docker_daemon_answers.cache_clear()
     buildx_plugin_present.cache_clear()
+    buildkit_pushes_itself.cache_clear()
 
 
 def _is_executable(path: str) -> bool:

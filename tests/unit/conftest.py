@@ -7,6 +7,7 @@ of failing; review the diff before committing it.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,3 +90,16 @@ def golden() -> Callable[[Path, str], None]:
         assert actual == expected, f"output differs from {path.relative_to(REPO)}"
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def classic_buildx_push(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """buildx argv as on a daemon without the containerd image store (``--push``): whether
+    BuildKit pushes by itself is a question for this machine's daemon
+    (select.buildkit_pushes_itself), and a unit test's argv must not depend on it. Tests
+    marked ``real_buildkit_probe`` get the probe itself."""
+    if "real_buildkit_probe" in request.keywords:
+        return
+    from buildspec.backends import select
+
+    monkeypatch.setattr(select, "buildkit_pushes_itself", functools.cache(lambda: False))

@@ -183,6 +183,31 @@ def test_buildx_bake_builder_and_digests(tmp_path: Path) -> None:
         BuildxBackend().read_bake_digest(two, tmp_path)
 
 
+def test_buildx_leaves_the_push_to_buildkit_where_it_pushes_by_itself(tmp_path: Path) -> None:
+    """On a daemon whose BuildKit pushes (the containerd image store), ``push=`` (BuildKit: true;
+    buildx: no second push "with docker") instead of ``--tag REF --push``; bake files likewise."""
+    backend = BuildxBackend(buildkit_pushes=True)
+    (argv,) = backend.commands(request())
+    assert "--push" not in argv and "--tag" not in argv
+    assert argv[argv.index("--output") + 1] == "type=image,name=127.0.0.1:5000/acme/app:1.0-linux-arm64,push="
+    assert backend.push_command(request()) == ["docker", "push", "127.0.0.1:5000/acme/app:1.0-linux-arm64"]
+    merged = request(platforms=(AMD64, ARM64), platform=AMD64)
+    bake_argv, definition = backend.bake([merged], tmp_path)
+    assert "--push" not in bake_argv
+    assert definition["target"]["app"]["output"] == ["type=image,push="]
+    assert definition["target"]["app"]["tags"] == ["127.0.0.1:5000/acme/app:1.0-linux-arm64"]
+    # Anything else keeps buildx's own push: another builder (its driver is not known),
+    # a local output, an image without tags; and on other daemons nothing changes.
+    for other in (request(builder="multi"), request(oci_layout=tmp_path / "oci"), request(push=False)):
+        assert backend.push_command(other) is None
+        assert "push=" not in " ".join(backend.commands(other)[0])
+    assert "--push" in backend.commands(request(builder="multi"))[0]
+    assert "--push" in backend.bake([replace(merged, builder="multi")], tmp_path)[0]
+    assert BuildxBackend().push_command(request()) is None
+    assert BuildxBackend().commands(request())[0][-7:-4] == ["--tag", "127.0.0.1:5000/acme/app:1.0-linux-arm64",
+                                                            "--push"]
+
+
 def test_buildah_minimal() -> None:
     assert BuildahBackend().commands(request()) == [
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import threading
@@ -38,8 +39,9 @@ class FakeClient:
 class FakeDaemon:
     """A unix socket that answers Docker's ``GET /_ping`` as dockerd does (or with ``status``)."""
 
-    def __init__(self, path: Path, status: bytes = b"200 OK") -> None:
-        self.path, self.status, self.pings = path, status, 0
+    def __init__(self, path: Path, status: bytes = b"200 OK", driver_status: object = None) -> None:
+        self.path, self.status, self.pings, self.infos = path, status, 0, 0
+        self.driver_status = driver_status  # GET /info's DriverStatus
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(path))
         self.server.listen(8)
@@ -54,6 +56,12 @@ class FakeDaemon:
                 return
             with conn:
                 request = conn.recv(1024)
+                if request.startswith(b"GET /info "):
+                    self.infos += 1
+                    body = json.dumps({"Driver": "overlayfs", "DriverStatus": self.driver_status,
+                                       "Images": 3, "Name": "fake"}).encode()
+                    conn.sendall(b"HTTP/1.0 " + self.status + b"\r\nContent-Type: application/json\r\n\r\n" + body)
+                    continue
                 if request.startswith(b"GET /_ping "):
                     self.pings += 1
                 conn.sendall(b"HTTP/1.1 " + self.status + b"\r\nApi-Version: 1.45\r\nContent-Length: 2\r\n\r\nOK")
@@ -236,3 +244,69 @@ def test_tls_and_ssh_hosts_are_pinged_through_docker_py(bin_dir: Path, monkeypat
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     assert select.docker_daemon_answers() is True
     assert FakeClient.pings == 1
+
+
+CONTAINERD = [["driver-type", "io.containerd.snapshotter.v1"]]
+
+
+@pytest.mark.real_buildkit_probe
+@pytest.mark.parametrize(("driver_status", "expected"), [
+    (CONTAINERD, True),
+    ([["Backing Filesystem", "extfs"], ["Supports d_type", "true"]], False),  # overlay2: buildx pushes
+    (None, False),
+    ("not a list", False),
+])
+def test_buildkit_pushes_itself_on_the_containerd_image_store(
+    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver_status: object, expected: bool,
+) -> None:
+    fake = FakeDaemon(tmp_path / "info.sock", driver_status=driver_status)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{fake.path}")
+    try:
+        assert select.buildkit_pushes_itself() is expected
+        assert select.buildkit_pushes_itself() is expected
+        assert fake.infos == 1  # asked once per process
+    finally:
+        fake.close()
+
+
+@pytest.mark.real_buildkit_probe
+def test_buildkit_push_is_not_assumed_for_other_builders_contexts_or_daemons(
+    bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeDaemon(tmp_path / "info.sock", driver_status=CONTAINERD)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{fake.path}")
+    config = tmp_path / "docker-config"
+    (config / "buildx").mkdir(parents=True)
+
+    def answer() -> bool:
+        select.reset_probes()
+        return select.buildkit_pushes_itself()
+
+    try:
+        assert answer() is True
+        for builder in ("", "default"):
+            monkeypatch.setenv("BUILDX_BUILDER", builder)
+            assert answer() is True
+        monkeypatch.setenv("BUILDX_BUILDER", "multi")  # a builder of any driver: unknown
+        assert answer() is False
+        monkeypatch.delenv("BUILDX_BUILDER")
+        current = config / "buildx" / "current"  # `docker buildx use multi`
+        current.write_text(json.dumps({"Key": "unix:///var/run/docker.sock", "Name": "multi", "Global": False}))
+        assert answer() is False
+        current.write_text(json.dumps({"Key": "unix:///var/run/docker.sock", "Name": "", "Global": False}))
+        assert answer() is True
+        current.write_text("{not json")
+        assert answer() is False
+        current.unlink()
+        # A Docker context names another daemon than DOCKER_HOST's... unless DOCKER_HOST is set.
+        (config / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+        assert answer() is True
+        monkeypatch.delenv("DOCKER_HOST")
+        assert answer() is False
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+        assert answer() is False
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{fake.path}")
+        monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")  # not a plain socket: not asked
+        assert answer() is False
+    finally:
+        fake.close()

@@ -23,11 +23,12 @@ own task, that work would wait for a build slot (``-j``) once per image.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +46,9 @@ FINISH_THREADS = 8
 
 Log = Callable[[str], None]
 PushAgain = Callable[[], None]
-# (log, when the build ended as time.monotonic()) -> the node's outcome
-Finisher = Callable[[Log, float], Outcome]
+# (log, when the build ended as time.monotonic(), the digest BuildKit pushed or None to read
+# it from the bake's metadata) -> the node's outcome
+Finisher = Callable[[Log, float, str | None], Outcome]
 
 
 def pushed(log: Log, client: RegistryClient, image: Image, platforms: tuple[Platform, ...], push_ref: str,
@@ -114,6 +116,13 @@ class Bake:
     The others wait for it (their work is being done) and then pick up their outcome.
     A failed bake leaves each build to run alone (``commands``). ``finishers[node]``
     (set before the run starts) is the node's registry work after the bake pushed.
+
+    Where BuildKit alone pushes (BuildxBackend.leaves_push_to_buildkit), a build's registry
+    work starts as soon as the bake's output says its index was pushed (``_PushWatch``),
+    while the bake still builds the others; the digest in the bake's metadata file decides
+    at the end (work done for another digest is done again). With buildx's own push,
+    that work waits for the bake: its second push "with docker" would put the index back
+    under the first platform tag.
     """
 
     def __init__(self, call: BakeCall, threads: int = FINISH_THREADS) -> None:
@@ -136,10 +145,7 @@ class Bake:
                 self.call.folder.mkdir(parents=True, exist_ok=True)
                 (self.call.folder / BAKE_FILE).write_text(json.dumps(self.call.definition, indent=2) + "\n")
                 ctx.log(f"{self.call.batch}: one bake for {', '.join(self.call.requests)}")
-                self._ok = ctx.run(self.call.argv) == 0
-                self._ended = time.monotonic()
-                if self._ok:
-                    self._finish_all()
+                self._run_and_finish(ctx)
             else:
                 ctx.log(f"{self.call.batch}: {'built' if self._ok else 'failed'} in one bake with "
                         f"{len(self.call.requests) - 1} other builds; its output is in {self._log}")
@@ -155,25 +161,115 @@ class Bake:
         with self._lock:
             prepared = self._prepared.pop(node, None)
         if prepared is None or prepared.result is None:
-            return self.finishers[node](ctx.log, self._ended)
+            return self.finishers[node](ctx.log, self._ended, None)
         for line in prepared.lines:
             ctx.log(line)
         if isinstance(prepared.result, BaseException):
             raise prepared.result
         return prepared.result
 
-    def _finish_all(self) -> None:
-        def finish(node: str) -> tuple[str, _Prepared]:
+    def _early_refs(self, nodes: Sequence[str]) -> dict[str, str]:
+        """push ref -> node, for the nodes whose registry work may start during the bake."""
+        backend = self.call.backend
+        requests = [self.call.requests[node] for node in nodes]
+        if backend is None or not all(backend.leaves_push_to_buildkit(r) for r in requests):
+            return {}
+        return {request.push_ref: node for request, node in zip(requests, nodes, strict=True)}
+
+    def _run_and_finish(self, ctx: TaskContext) -> None:
+        """Run the bake, and each build's registry work beside the others' (``threads``
+        at a time): started during the bake where that is safe, else once it succeeded."""
+        nodes = [node for node in self.call.requests if node in self.finishers]
+        started: dict[str, tuple[str | None, Future[_Prepared]]] = {}  # node -> (digest, its work)
+        guard = threading.Lock()
+
+        def finish(node: str, digest: str | None, built_at: float) -> _Prepared:
             prepared = _Prepared()
             try:
-                prepared.result = self.finishers[node](prepared.lines.append, self._ended)
+                prepared.result = self.finishers[node](prepared.lines.append, built_at, digest)
             except Exception as exc:  # raised again in the node's own task (Bake.outcome)
                 prepared.result = exc
-            return node, prepared
+            return prepared
 
-        nodes = [node for node in self.call.requests if node in self.finishers]
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="after-bake") as pool:
-            self._prepared.update(pool.map(finish, nodes))
+            def start(node: str, digest: str | None, built_at: float) -> None:
+                with guard:
+                    if node not in started:
+                        started[node] = (digest, pool.submit(finish, node, digest, built_at))
+
+            refs = self._early_refs(nodes)
+            watch = _PushWatch(ctx.log_path, refs, lambda node, digest: start(node, digest, time.monotonic()))
+            if refs:
+                watch.start()
+            try:
+                self._ok = ctx.run(self.call.argv) == 0
+            finally:
+                self._ended = time.monotonic()
+                watch.stop()
+            if not self._ok:
+                return  # each build runs alone; work begun early ends before that (the pool waits)
+            for node in nodes:
+                digest, _ = started.get(node, (None, None))
+                if digest is not None:
+                    try:
+                        agrees = self.digest(node) == digest
+                    except BuildspecError:
+                        agrees = False  # the metadata's problem is the node's error, below
+                    if agrees:
+                        continue
+                    started[node][1].result()  # done for another digest: done again, after it
+                    del started[node]
+                    ctx.log(f"{node}: the bake's metadata names another digest than its output did "
+                            f"({digest}): its registry work is done again")
+                start(node, None, self._ended)
+        self._prepared.update({node: future.result() for node, (_, future) in started.items()})
+
+
+# A line of BuildKit's plain progress once it pushed an image (index) under a name:
+# "#66 pushing manifest for 127.0.0.1:5000/app:1.0-linux-amd64@sha256:<hex> 0.1s done"
+_PUSHED_LINE = re.compile(rb"^#\d+ pushing manifest for (\S+)@(sha256:[0-9a-f]{64})(?: [0-9.]+s)? done\r?$", re.M)
+POLL_SECONDS = 0.05
+
+
+class _PushWatch:
+    """Follows a bake's output in its log file and calls ``pushed(node, digest)`` once for
+    each node whose push ref BuildKit reports pushed."""
+
+    def __init__(self, log_path: Path, refs: Mapping[str, str], pushed: Callable[[str, str], None]) -> None:
+        self._path, self._refs, self._pushed = log_path, refs, pushed
+        self._offset = log_path.stat().st_size if log_path.exists() else 0
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="bake-pushes", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """After the bake ended: one last look, then no more calls."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            self._scan()
+        self._scan()
+
+    def _scan(self) -> None:
+        try:
+            with self._path.open("rb") as log:
+                log.seek(self._offset)
+                data = log.read()
+        except OSError:
+            return
+        whole = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next look
+        self._offset += len(whole)
+        for match in _PUSHED_LINE.finditer(whole):
+            node = self._refs.get(match.group(1).decode(errors="replace"))
+            if node is not None and node not in self._seen:
+                self._seen.add(node)
+                self._pushed(node, match.group(2).decode())
 
 
 def children_of(results: Mapping[str, object]) -> Mapping[str, ResolvedChild]:

@@ -273,12 +273,14 @@ def _build_action(
         act.record_built(log, shared.checker, shared.client, image, pins, verdict, outcome, built_at=built_at)
         return Outcome(True, outcome.detail, {**outcome.data, "fresh": "built", "reasons": verdict.reasons})
 
-    def after_bake(log: Callable[[str], None], built_at: float) -> Outcome:
-        """The registry work once the bake pushed (Bake runs it beside the batch's others)."""
+    def after_bake(log: Callable[[str], None], built_at: float, digest: str | None) -> Outcome:
+        """The registry work once the bake pushed ``digest`` (None: the one its metadata
+        names); Bake runs it beside the batch's others."""
         assert bake is not None and bake.run is not None
         request = bake.call.requests[node]
         push_again = push_again_with(log, bake.run, bake.call.backend.push_command(request))
-        outcome = pushed(log, shared.client, image, platforms, request.push_ref, bake.digest(node), push_again)
+        outcome = pushed(log, shared.client, image, platforms, request.push_ref, digest or bake.digest(node),
+                         push_again)
         # A merged build has no image() pins: its verdict was asked before the run.
         verdict = shared.verdicts.get(node) or shared.checker.check(image, platforms, {})
         return recorded(log, outcome, {}, verdict, built_at)

@@ -1,9 +1,14 @@
 """pushed.py: a build that left its push to BuildKit is checked in the registry, and
-pushed with docker when BuildKit did not push it (against tests/fake_registry.py)."""
+pushed with docker when BuildKit did not push it (against tests/fake_registry.py); a bake's
+registry work starts while the bake runs, once its output says an image was pushed."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -12,9 +17,11 @@ from fake_registry import FakeRegistry, digest_of
 
 from buildspec.errors import BuildspecError
 from buildspec.evaluate import Image
+from buildspec.executor import Outcome, Task, TaskContext, execute
 from buildspec.platform import Platform
-from buildspec.pushed import push_again_with, pushed
+from buildspec.pushed import Bake, push_again_with, pushed
 from buildspec.registry.client import RegistryClient
+from buildspec.reporting import make_reporter
 
 AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64")
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -97,3 +104,84 @@ def test_a_single_platform_build_missing_from_the_registry_and_a_failed_docker_p
         with pytest.raises(BuildspecError, match=r"docker push 127.0.0.1:1/acme/app:1.0 exited with 1"):
             pushed(lambda line: None, client, image(registry), (ARM64,), "x", missing, push_again)
         assert push_again_with(lambda line: None, run, None) is None
+
+
+# ---------------------------------------------------------------- a bake's registry work during the bake
+
+
+def bake_of(tmp_path: Path, buildkit_pushes: bool, script: str) -> tuple[Bake, list[str]]:
+    """A Bake of three merged builds whose "docker buildx bake" is ``script`` (Python)."""
+    from buildspec.backends.base import BuildRequest
+    from buildspec.backends.buildx import BuildxBackend
+    from buildspec.jobs import BakeCall
+
+    nodes = [f"build:img{i}@linux/amd64+linux/arm64" for i in range(3)]
+    requests = {node: BuildRequest(
+        node_id=node, image=f"img{i}", platform=AMD64, platforms=(AMD64, ARM64), context=tmp_path,
+        dockerfile=tmp_path / "Dockerfile", target=None, args={}, labels={},
+        push_ref=f"127.0.0.1:5000/acme/img{i}:1-linux-amd64", insecure=True, workdir=tmp_path / f"w{i}",
+    ) for i, node in enumerate(nodes)}
+    folder = tmp_path / "bake"
+    call = BakeCall("bake-1", BuildxBackend(buildkit_pushes=buildkit_pushes), requests,
+                    [sys.executable, "-c", script, str(folder / "metadata.json")], {}, folder)
+    return Bake(call), nodes
+
+
+DIGESTS = ["sha256:" + c * 64 for c in "abc"]
+BAKE_SCRIPT = """
+import json, sys, time
+digests = %r
+for i, digest in enumerate(digests):
+    print(f"#{i + 5} pushing manifest for 127.0.0.1:5000/acme/img{i}:1-linux-amd64@{digest} 0.1s done", flush=True)
+    time.sleep(0.4)
+metadata = {f"img{i}": {"containerimage.digest": d} for i, d in enumerate(%r)}
+open(sys.argv[1], "w").write(json.dumps(metadata))
+"""
+
+
+def run_bake(tmp_path: Path, bake: Bake, nodes: list[str]) -> tuple[dict[str, tuple[float, str | None]], float]:
+    """Runs the batch; returns node -> (when its registry work started, the digest it got)
+    and when the bake ended."""
+    started: dict[str, tuple[float, str | None]] = {}
+    for node in nodes:
+        def finish(log: Any, built_at: float, digest: str | None, node: str = node) -> Outcome:
+            started[node] = (time.monotonic(), digest)
+            log(f"registry work of {node} for {digest}")
+            return Outcome(True, digest or bake.digest(node), {})
+        bake.finishers[node] = finish
+
+    def action(node: str) -> Any:
+        def run(ctx: TaskContext) -> Outcome:
+            assert bake.build(ctx)
+            return bake.outcome(node, ctx)
+        return run
+
+    result = execute([Task(node, (), action(node)) for node in nodes], jobs=3, keep_going=False,
+                     reporter=make_reporter("plain", io.StringIO()), log_dir=tmp_path / "logs")
+    assert all(r.status.value == "succeeded" for r in result.results.values()), result.results
+    details = {node: result.results[node].detail for node in nodes}
+    assert details == dict(zip(nodes, DIGESTS, strict=True))
+    return started, bake._ended
+
+
+def test_a_build_s_registry_work_starts_once_buildkit_said_it_pushed(tmp_path: Path) -> None:
+    bake, nodes = bake_of(tmp_path, True, BAKE_SCRIPT % (DIGESTS, DIGESTS))
+    started, ended = run_bake(tmp_path, bake, nodes)
+    assert [started[node][1] for node in nodes] == DIGESTS  # the digests of the bake's output
+    assert started[nodes[0]][0] < ended - 0.6  # a second before the bake ended, not after it
+
+
+def test_the_metadata_decides_and_buildx_s_own_push_waits_for_the_bake(tmp_path: Path) -> None:
+    # The output names another digest for img1 than the metadata: its work is done again.
+    printed = [DIGESTS[0], "sha256:" + "f" * 64, DIGESTS[2]]
+    bake, nodes = bake_of(tmp_path, True, BAKE_SCRIPT % (printed, DIGESTS))
+    started, ended = run_bake(tmp_path, bake, nodes)
+    assert started[nodes[1]][1] is None and started[nodes[1]][0] >= ended  # read from the metadata
+    assert started[nodes[0]][1] == DIGESTS[0]
+    runner_log = "\n".join(p.read_text() for p in (tmp_path / "logs").iterdir())
+    assert "its registry work is done again" in runner_log
+
+    # buildx pushes a second time "with docker" after its own push: nothing starts early.
+    bake, nodes = bake_of(tmp_path / "classic", False, BAKE_SCRIPT % (DIGESTS, DIGESTS))
+    started, ended = run_bake(tmp_path / "classic", bake, nodes)
+    assert all(digest is None and when >= ended for when, digest in started.values())

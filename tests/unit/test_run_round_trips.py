@@ -160,7 +160,7 @@ def test_a_bake_batch_finishes_its_builds_beside_each_other_and_a_failure_stays_
     guard = threading.Lock()
 
     def finisher(node: str) -> Any:
-        def finish(log: Any, ended: float) -> Outcome:
+        def finish(log: Any, ended: float, digest: str | None) -> Outcome:
             with guard:
                 running[0] += 1
                 most[0] = max(most[0], running[0])

@@ -324,3 +324,36 @@ def test_requests_say_they_come_from_buildspec(client: RegistryClient) -> None:
     finally:
         server.stop()
     assert server.requests[-1].headers["User-Agent"].startswith("buildspec/")
+
+
+def test_netrc_is_never_read_as_docker_never_reads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .netrc login for the registry's host (a git login, say) is never sent: neither in
+    place of buildspec's own Authorization nor after a redirect."""
+    blob = b'{"architecture":"arm64","os":"linux"}'
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login git-user password git-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+
+    def answer(request: Request) -> Reply:
+        if request.path.startswith("/v2/app/blobs/"):
+            return Reply(307, {"Location": "/storage/blob?signature=x"})
+        if request.path.startswith("/storage/"):
+            return Reply(200, {}, blob)
+        return Reply(200, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": DIGEST}, BODY)
+
+    server = serve(answer)
+    try:
+        with RegistryClient(docker_config=str(tmp_path / "no-docker-config"), retries=0) as client:
+            assert client.get_manifest(f"{server.address}/app@{DIGEST}").digest == DIGEST
+            assert client.get_blob(f"{server.address}/app", digest) == blob
+        assert [r.path.split("?")[0] for r in server.requests][-3:] == [
+            f"/v2/app/manifests/{DIGEST}", f"/v2/app/blobs/{digest}", "/storage/blob"]
+        assert all("authorization" not in {k.lower() for k in r.headers} for r in server.requests)
+        # what requests alone would have sent for that host
+        import requests
+
+        assert requests.utils.get_netrc_auth(f"http://{server.address}/v2/") == ("git-user", "git-secret")
+    finally:
+        server.stop()

@@ -13,11 +13,17 @@ A merged build pushed one index under its first platform tag: each platform's im
 then gets its own platform tag (``retag_platforms``), so the registry holds what
 separate builds would have pushed.
 
-A bake batch (``Bake``) runs one ``docker buildx bake`` for many merged builds. Once it
-succeeded, the registry work of every build of the batch (platform tags, checks, key
-records) runs at once, up to ``FINISH_THREADS`` at a time, by the thread that ran the
-bake: the batch's other nodes then only pick their result up. Done by each node in its
-own task, that work would wait for a build slot (``-j``) once per image.
+A bake batch (``Bake``) runs one ``docker buildx bake`` for many merged builds. The
+registry work of every build of the batch (platform tags, checks, key records) runs beside
+the others', up to ``FINISH_THREADS`` at a time, by the thread that ran the bake: the
+batch's other nodes then only pick their result up. Done by each node in its own task,
+that work would wait for a build slot (``-j``) once per image. Where BuildKit alone
+pushes, a build's work starts as soon as the bake's output says its index was pushed,
+while the bake still builds the others; otherwise once the bake succeeded.
+
+A build that left its push to BuildKit (``push=``, backends/buildx.py) is looked up in
+the registry by the request its work makes first anyway; if the registry lacks it,
+``push_again`` pushes it with ``docker push`` as buildx would have.
 """
 
 from __future__ import annotations
@@ -169,10 +175,11 @@ class Bake:
         return prepared.result
 
     def _early_refs(self, nodes: Sequence[str]) -> dict[str, str]:
-        """push ref -> node, for the nodes whose registry work may start during the bake."""
+        """push ref -> node, for the nodes whose registry work may start during the bake
+        (not with `run -j 1`: one thing at a time)."""
         backend = self.call.backend
         requests = [self.call.requests[node] for node in nodes]
-        if backend is None or not all(backend.leaves_push_to_buildkit(r) for r in requests):
+        if self.threads == 1 or backend is None or not all(backend.leaves_push_to_buildkit(r) for r in requests):
             return {}
         return {request.push_ref: node for request, node in zip(requests, nodes, strict=True)}
 

@@ -93,10 +93,11 @@ def retag_platforms(log: Log, client: RegistryClient, image: Image, platforms: t
     and give it its own platform tag. Returns (digests, manifests, checked images), by platform."""
     repository = as_reference(image.repository)
     where = f"{image.repository}@{index_digest}"
-    found = client.find_manifest(repository.with_digest(index_digest)) if push_again is not None else None
-    if push_again is not None and found is None:
+    ref = repository.with_digest(index_digest)
+    found = client.find_manifest(ref) if push_again is not None else None
+    if found is None and push_again is not None:
         push_again()
-    index = (found or client.get_manifest(repository.with_digest(index_digest))).json()
+    index = (found or client.get_manifest(ref)).json()
     digests: dict[str, str] = {}
     fetched: dict[str, Manifest] = {}
     children: dict[str, ResolvedChild] = {}

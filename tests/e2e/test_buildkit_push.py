@@ -5,6 +5,7 @@ push to BuildKit (``push=``), and buildx does not push each image a second time 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,8 +24,6 @@ REGISTRY_LOG = Path("/var/lib/buildspec-env/logs/registry-plain.log")  # scripts
 
 def run_buildspec(project: Path, args: list[str], env: Env, patch: str = "") -> tuple[int, str]:
     """``buildspec ARGS`` in a process of its own; ``patch``: Python run before main()."""
-    import subprocess
-
     code = f"import sys\n{patch}\nfrom buildspec.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=project, capture_output=True, text=True,
                           env=cli_env(BUSYBOX_IMAGE=env.base_image), timeout=300, check=False)
